@@ -1,0 +1,38 @@
+"""ballot_jax: fair sparse neural networks in JAX.
+
+The core (masks, pruning, optim, metrics, grads, ballot) works on any params pytree and never imports
+Flax. Models live in ``ballot_jax.models``, loaders in ``ballot_jax.data``, training in
+``ballot_jax.engine``, whole pruning strategies in ``ballot_jax.methods``.
+"""
+
+from ballot_jax.masks import (
+    Mask,
+    apply_mask,
+    check_mask,
+    default_prunable,
+    intersect_masks,
+    is_unprunable,
+    make_mask,
+    mask_leaves,
+    mask_overlap,
+    num_kept,
+    num_prunable,
+    prunable_by_name,
+    sparsity,
+    sparsity_summary,
+)
+from ballot_jax.optim import MaskedState, masked, with_mask
+from ballot_jax.pruning import (
+    keep_top_k_global,
+    keep_top_k_per_leaf,
+    magnitude_scores,
+    num_keep_for_sparsity,
+    per_round_fraction,
+    prune,
+    prune_to_count,
+    prune_to_sparsity,
+    pruning_plan,
+    rounds_to_reach,
+)
+
+__version__ = "0.1.0"

@@ -1,0 +1,206 @@
+"""Scores to masks: keep the highest-scoring weights, never revive a pruned one.
+
+Counting rule (exact, host-side integers): pruning a ``fraction`` of the ``n`` remaining weights
+removes ``round(fraction * n)`` of them (Python's ``round``); pruning to a target ``sparsity`` over
+``N`` prunable weights keeps ``N - round(sparsity * N)``. Ranking rule (jit-able): weights are ordered
+by (alive first, higher score first, lower flat index first), so ties are broken deterministically by
+position in tree-flatten order, a NaN score ranks lowest, and a pruned weight is only ever chosen
+after every alive one -- which never happens, because the kept count never exceeds the alive count.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ballot_jax.masks import Mask, is_unprunable, mask_leaves
+
+PyTree = Any
+Scope = Literal["global", "layer"]
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+
+
+def _check_scope(scope: str) -> None:
+    if scope not in ("global", "layer"):
+        raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+
+
+def magnitude_scores(params: PyTree, mask: Mask) -> PyTree:
+    """|w| for every prunable leaf, ``None`` elsewhere (the mask's structure)."""
+    return jax.tree.map(
+        lambda m, p: None if m is None else jnp.abs(p), mask, params, is_leaf=is_unprunable
+    )
+
+
+def _rank_desc(scores: jax.Array, alive: jax.Array) -> jax.Array:
+    """Rank of each entry (0 = best) by (alive, score desc, index asc); 1-D inputs."""
+    s = jnp.where(jnp.isnan(scores), -jnp.inf, scores.astype(jnp.float32))
+    order = jnp.lexsort((-s, ~alive))  # last key is primary; lexsort is stable (index asc)
+    return jnp.zeros_like(order).at[order].set(jnp.arange(order.size, dtype=order.dtype))
+
+
+@jax.jit
+def keep_top_k_global(scores: PyTree, mask: Mask, num_keep: jax.Array) -> Mask:
+    """Keep the ``num_keep`` best alive entries across all prunable leaves. Jit-able, traced count.
+
+    ``scores`` has the mask's structure (``None`` at unprunable leaves). The caller guarantees
+    ``num_keep <= alive count`` (``prune`` checks it on the host).
+    """
+    m_leaves, m_def = jax.tree.flatten(mask, is_leaf=is_unprunable)
+    s_leaves = jax.tree.leaves(scores, is_leaf=is_unprunable)
+    live = [(m, s) for m, s in zip(m_leaves, s_leaves) if m is not None]
+    if not live:
+        return mask
+    flat_m = jnp.concatenate([m.reshape(-1) for m, _ in live])
+    flat_s = jnp.concatenate([jnp.asarray(s, jnp.float32).reshape(-1) for _, s in live])
+    keep = (_rank_desc(flat_s, flat_m) < num_keep) & flat_m
+    out, offset = [], 0
+    for m in m_leaves:
+        if m is None:
+            out.append(None)
+            continue
+        out.append(keep[offset : offset + m.size].reshape(m.shape))
+        offset += m.size
+    return jax.tree.unflatten(m_def, out)
+
+
+@jax.jit
+def keep_top_k_per_leaf(scores: PyTree, mask: Mask, num_keep: Sequence[jax.Array]) -> Mask:
+    """Keep ``num_keep[i]`` best alive entries of the i-th prunable leaf. Jit-able, traced counts."""
+    m_leaves, m_def = jax.tree.flatten(mask, is_leaf=is_unprunable)
+    s_leaves = jax.tree.leaves(scores, is_leaf=is_unprunable)
+    out, i = [], 0
+    for m, s in zip(m_leaves, s_leaves):
+        if m is None:
+            out.append(None)
+            continue
+        rank = _rank_desc(jnp.asarray(s, jnp.float32).reshape(-1), m.reshape(-1))
+        out.append(((rank < num_keep[i]) & m.reshape(-1)).reshape(m.shape))
+        i += 1
+    return jax.tree.unflatten(m_def, out)
+
+
+def _check_scores(scores: PyTree, mask: Mask) -> None:
+    m_def = jax.tree.structure(mask, is_leaf=is_unprunable)
+    s_def = jax.tree.structure(scores, is_leaf=is_unprunable)
+    if m_def != s_def:
+        raise ValueError(f"scores tree structure differs from the mask:\n  mask: {m_def}\n  scores: {s_def}")
+    for m, s in zip(mask_leaves(mask), mask_leaves(scores)):
+        if jnp.shape(m) != jnp.shape(s):
+            raise ValueError(f"a score leaf has shape {jnp.shape(s)} but its mask leaf {jnp.shape(m)}")
+
+
+def _alive_counts(mask: Mask) -> list[int]:
+    return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
+
+
+def prune(scores: PyTree, mask: Mask, fraction: float, *, scope: Scope = "global") -> Mask:
+    """Remove ``round(fraction * remaining)`` of the remaining weights, those with the lowest scores.
+
+    ``scope="global"`` ranks all prunable weights together; ``"layer"`` removes the fraction from each
+    leaf separately. Pruned weights stay pruned. Counts are exact host integers; the ranking is jitted.
+    """
+    _check_fraction("fraction", fraction)
+    _check_scope(scope)
+    _check_scores(scores, mask)
+    alive = _alive_counts(mask)
+    if scope == "global":
+        n = sum(alive)
+        return keep_top_k_global(scores, mask, jnp.int32(n - round(fraction * n)))
+    counts = jnp.asarray([a - round(fraction * a) for a in alive], jnp.int32)
+    return keep_top_k_per_leaf(scores, mask, counts)
+
+
+def prune_to_sparsity(scores: PyTree, mask: Mask, sparsity: float, *, scope: Scope = "global") -> Mask:
+    """Prune until exactly ``N - round(sparsity * N)`` weights are kept (per leaf when scope="layer").
+
+    Only alive weights can be kept: asking for fewer pruned weights than are already pruned raises.
+    """
+    _check_fraction("sparsity", sparsity)
+    _check_scope(scope)
+    _check_scores(scores, mask)
+    alive = _alive_counts(mask)
+    sizes = [int(np.size(m)) for m in mask_leaves(mask)]
+    if scope == "global":
+        target = num_keep_for_sparsity(sum(sizes), sparsity)
+        if target > sum(alive):
+            raise ValueError(
+                f"cannot reach sparsity {sparsity}: it keeps {target} weights but only "
+                f"{sum(alive)} are alive (pruning never revives weights)"
+            )
+        return keep_top_k_global(scores, mask, jnp.int32(target))
+    targets = [num_keep_for_sparsity(n, sparsity) for n in sizes]
+    if any(t > a for t, a in zip(targets, alive)):
+        raise ValueError(f"cannot reach per-layer sparsity {sparsity}: a layer has fewer alive weights")
+    return keep_top_k_per_leaf(scores, mask, jnp.asarray(targets, jnp.int32))
+
+
+def num_keep_for_sparsity(num_prunable: int, sparsity: float) -> int:
+    """Weights kept at ``sparsity`` out of ``num_prunable``: ``n - round(sparsity * n)``."""
+    _check_fraction("sparsity", sparsity)
+    return num_prunable - round(sparsity * num_prunable)
+
+
+def per_round_fraction(target_sparsity: float, rounds: int) -> float:
+    """The fraction of remaining weights to prune each round to reach ``target_sparsity`` in ``rounds``."""
+    _check_fraction("target_sparsity", target_sparsity)
+    if rounds < 1:
+        raise ValueError(f"rounds must be >= 1, got {rounds}")
+    return 1.0 - (1.0 - target_sparsity) ** (1.0 / rounds)
+
+
+def pruning_plan(num_prunable: int, target_sparsity: float, fraction: float = 0.2) -> list[int]:
+    """Kept counts after each round when pruning ``fraction`` of the remaining weights per round.
+
+    The last round is clipped so the final kept count is exactly ``num_keep_for_sparsity``; e.g.
+    ``pruning_plan(1000, 0.5, 0.2) == [800, 640, 512, 500]``. Empty when the target is 0.
+    """
+    _check_fraction("target_sparsity", target_sparsity)
+    if not 0.0 < fraction < 1.0:
+        raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    target = num_keep_for_sparsity(num_prunable, target_sparsity)
+    plan, kept = [], num_prunable
+    while kept > target:
+        step = max(1, round(fraction * kept))
+        kept = max(target, kept - step)
+        plan.append(kept)
+    return plan
+
+
+def rounds_to_reach(target_sparsity: float, fraction: float = 0.2) -> int:
+    """Rounds of ``fraction`` pruning needed to reach ``target_sparsity`` (ignoring count rounding)."""
+    _check_fraction("target_sparsity", target_sparsity)
+    if target_sparsity == 0.0:
+        return 0
+    return math.ceil(math.log(1.0 - target_sparsity) / math.log(1.0 - fraction) - 1e-9)
+
+
+def prune_to_count(scores: PyTree, mask: Mask, num_keep: int) -> Mask:
+    """Keep exactly ``num_keep`` of the alive weights globally (validated on the host)."""
+    _check_scores(scores, mask)
+    alive = sum(_alive_counts(mask))
+    if not 0 <= num_keep <= alive:
+        raise ValueError(f"num_keep must be in [0, {alive}] (alive weights), got {num_keep}")
+    return keep_top_k_global(scores, mask, jnp.int32(num_keep))
+
+
+__all__ = [
+    "keep_top_k_global",
+    "keep_top_k_per_leaf",
+    "magnitude_scores",
+    "num_keep_for_sparsity",
+    "per_round_fraction",
+    "prune",
+    "prune_to_count",
+    "prune_to_sparsity",
+    "pruning_plan",
+    "rounds_to_reach",
+]
