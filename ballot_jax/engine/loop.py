@@ -1,0 +1,309 @@
+"""Training phases and the iterative pruning loop (open_lth-style levels), resumable at any point.
+
+Level 0 trains the dense network for ``steps`` steps and saves the rewind point θ_k (the whole
+train state at step ``rewind_step``: weights, optimizer state, schedule and data position). Each
+level r >= 1 then: scores the previous level's final weights (a plug-in), keeps exactly
+``plan.keep_counts[r-1]`` weights (never reviving one), rewinds (or, for fine-tuning, keeps the
+trained weights), and retrains. Every finished artefact (rewind point, each level's mask, final
+state and metrics) is written once and skipped when the same command runs again; inside a phase,
+periodic checkpoints let a killed run continue from where it stopped with identical results,
+because batches and dropout keys are pure functions of (seed, step).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh
+
+from ballot_jax.engine import checkpoints
+from ballot_jax.engine.mesh import check_divisible, put_batch, replicated
+from ballot_jax.engine.model import Model
+from ballot_jax.engine.progress import bar, log
+from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
+from ballot_jax.engine.steps import Objective, TrainState, evaluate, make_predict, make_train_step, mean_cross_entropy
+from ballot_jax.masks import Mask, Prunable, apply_mask, default_prunable, make_mask, sparsity_summary
+from ballot_jax.optim import MaskedState, masked, with_mask
+from ballot_jax.pruning import prune_to_count
+
+PyTree = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How one training phase runs. Steps count optimizer updates; all defaults are CPU-sized."""
+
+    steps: int = 500
+    batch_size: int = 64
+    learning_rate: float = 0.05
+    optimizer: str = "sgd"  # "sgd" (with momentum) | "adam" | "adamw"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "constant" | "cosine" | "warmup_cosine" | "step"
+    warmup_steps: int = 0
+    rewind_step: int = 0  # k: the rewind point θ_k saved during dense training (0 = original LTH)
+    rewind_lr: bool = True  # retrain from schedule position k with θ_k's optimizer state
+    balanced_sampling: bool = False  # draw every batch with equal examples per group
+    checkpoint_every: int = 200  # periodic checkpoints for resume (0: only at phase ends)
+    eval_batch_size: int = 512
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise ValueError("steps and batch_size must be >= 1")
+        if not 0 <= self.rewind_step < self.steps:
+            raise ValueError(f"rewind_step must be in [0, steps), got {self.rewind_step}")
+        if self.optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"optimizer must be sgd, adam or adamw, got {self.optimizer!r}")
+        if self.schedule not in ("constant", "cosine", "warmup_cosine", "step"):
+            raise ValueError(f"unknown schedule {self.schedule!r}")
+
+
+class Task(NamedTuple):
+    """What every method trains on: a model, a ``ballot_jax.data.Dataset`` and a device mesh."""
+
+    model: Model
+    data: Any
+    mesh: Mesh
+
+
+def make_schedule(config: TrainConfig) -> optax.Schedule:
+    """Learning rate as a function of the step, over ``config.steps`` steps."""
+    lr, n = config.learning_rate, config.steps
+    if config.schedule == "constant":
+        return optax.constant_schedule(lr)
+    if config.schedule == "cosine":
+        return optax.cosine_decay_schedule(lr, n)
+    if config.schedule == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, max(1, config.warmup_steps), n)
+    return optax.piecewise_constant_schedule(lr, {n // 2: 0.1, (3 * n) // 4: 0.1})
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The (unmasked) optax optimizer of ``config`` with its schedule."""
+    schedule = make_schedule(config)
+    if config.optimizer == "sgd":
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.sgd(schedule, config.momentum))
+    if config.optimizer == "adam":
+        return optax.adam(schedule)
+    return optax.adamw(schedule, weight_decay=config.weight_decay)
+
+
+def init_state(task: Task, config: TrainConfig, prunable: Prunable = default_prunable) -> TrainState:
+    """Fresh dense state θ_0 from ``config.seed`` (replicated on the mesh)."""
+    key = jax.random.PRNGKey(config.seed)
+    params, model_state = task.model.init(key, jnp.asarray(task.data.train.x[:1]))
+    mask = make_mask(params, prunable)
+    opt_state = MaskedState(make_optimizer(config).init(params), mask)
+    state = TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, jax.random.fold_in(key, 1))
+    return jax.device_put(state, replicated(task.mesh))
+
+
+def reset_optimizer(state: TrainState, config: TrainConfig, mask: Mask) -> TrainState:
+    """``state`` with a fresh optimizer (schedule at 0), the new mask, and params masked."""
+    params = apply_mask(state.params, mask)
+    opt_state = MaskedState(make_optimizer(config).init(params), mask)
+    return state._replace(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state)
+
+
+def set_mask(state: TrainState, mask: Mask) -> TrainState:
+    """``state`` with the new mask and its params masked; optimizer state and step unchanged."""
+    return state._replace(params=apply_mask(state.params, mask), opt_state=with_mask(state.opt_state, mask))
+
+
+class Trainer:
+    """Runs training phases for one task; caches one compiled step per (config, objective)."""
+
+    def __init__(self, task: Task, objective: Objective = mean_cross_entropy):
+        self.task = task
+        self.objective = objective
+        self._steps: dict[TrainConfig, Callable] = {}
+        self.predict = make_predict(task.model)
+
+    def step_fn(self, config: TrainConfig) -> Callable:
+        if config not in self._steps:
+            tx = masked(make_optimizer(config), None)  # the mask is read from the state
+            self._steps[config] = make_train_step(self.task.model, tx, self.task.mesh, self.objective)
+        return self._steps[config]
+
+    def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
+        """Global batch for ``step``: shuffled, or group-balanced when ``config.balanced_sampling``."""
+        train = self.task.data.train
+        if config.balanced_sampling:
+            g = self.task.data.info.num_groups
+            if config.batch_size % g:
+                raise ValueError(f"balanced sampling needs batch_size divisible by num_groups ({g})")
+            members = self._members()
+            idx = stratified_batch(members, config.batch_size // g, data_seed, step).reshape(-1)
+        else:
+            idx = shuffled_batch(len(train.y), config.batch_size, data_seed, step)
+        return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx]}
+
+    def _members(self) -> list[np.ndarray]:
+        if not hasattr(self, "_members_cache"):
+            self._members_cache = group_index(self.task.data.train.group, self.task.data.info.num_groups)
+        return self._members_cache
+
+    def train(
+        self,
+        state: TrainState,
+        config: TrainConfig,
+        until_step: int,
+        *,
+        data_seed: int,
+        ckpt_dir: str | pathlib.Path | None = None,
+        on_step: Callable[[TrainState], None] | None = None,
+        desc: str = "train",
+    ) -> TrainState:
+        """Train from ``state.step`` up to ``until_step`` (exclusive end), resuming from ``ckpt_dir``.
+
+        ``on_step(state)`` runs before every step (used to save the rewind point).
+        """
+        check_divisible(config.batch_size, self.task.mesh)
+        periodic = checkpoints.Periodic(ckpt_dir) if ckpt_dir is not None else None
+        if periodic is not None and periodic.latest_step() is not None:
+            state = periodic.restore(periodic.latest_step(), state)
+            log(f"{desc}: resumed at step {int(state.step)}")
+        step_fn = self.step_fn(config)
+        start = int(state.step)
+        stats = {}
+        with bar(until_step, desc, initial=start) as progress:
+            for step in range(start, until_step):
+                if on_step is not None:
+                    on_step(state)
+                batch = put_batch(self.batch(config, step, data_seed), self.task.mesh)
+                state, stats = step_fn(state, batch)
+                progress.update(1)
+                if step % 20 == 0 or step == until_step - 1:
+                    progress.set_postfix(loss=f"{float(stats['loss']):.3f}", acc=f"{float(stats['accuracy']):.3f}")
+                done = step + 1
+                if periodic is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < until_step:
+                    periodic.save(done, state)
+        if periodic is not None:
+            periodic.close()
+        return state
+
+    def evaluate(self, state: TrainState, split) -> dict[str, Any]:
+        info = self.task.data.info
+        return evaluate(
+            self.predict, state.params, state.model_state, split, info.num_classes, info.num_groups, self.task.mesh
+        )
+
+
+ScoreFn = Callable[[TrainState, int], PyTree]
+
+
+@dataclasses.dataclass(frozen=True)
+class LevelPlan:
+    """The pruning schedule of an iterative run.
+
+    keep_counts: weights kept after each level (``ballot_jax.pruning_plan``); rewind: rewind to θ_k
+    before retraining (False: fine-tune the trained weights with a fresh optimizer, as magnitude
+    pruning does); retrain: the phase config of levels >= 1 (default: the dense config).
+    """
+
+    keep_counts: Sequence[int]
+    rewind: bool = True
+    retrain: TrainConfig | None = None
+
+
+def _level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
+    return workdir / f"level_{level:02d}"
+
+
+def run_levels(
+    task: Task,
+    config: TrainConfig,
+    score_fn: ScoreFn,
+    plan: LevelPlan,
+    workdir: str | pathlib.Path,
+    *,
+    prunable: Prunable = default_prunable,
+    trainer: Trainer | None = None,
+    name: str = "run",
+) -> list[dict[str, Any]]:
+    """Dense training, then one level per entry of ``plan.keep_counts``; returns per-level records.
+
+    ``score_fn(state, level)`` scores the prunable weights of the previous level's final ``state``
+    (higher = keep). Records hold val/test metrics, sparsity and wall time; they are also written to
+    ``workdir/level_NN/record.json``, whose presence marks the level finished.
+    """
+    workdir = pathlib.Path(workdir)
+    trainer = trainer or Trainer(task)
+    retrain = plan.retrain or config
+    fresh = init_state(task, config, prunable)
+    records = []
+
+    # Level 0: dense training, saving θ_k on the way.
+    d0 = _level_dir(workdir, 0)
+    rewind_path = d0 / "rewind"
+
+    def save_rewind(state: TrainState) -> None:
+        if int(state.step) == config.rewind_step and not checkpoints.item_exists(rewind_path):
+            checkpoints.save_item(rewind_path, state)
+
+    state, record = _run_phase(
+        trainer, fresh, config, config.steps, d0, data_seed=config.seed, on_step=save_rewind,
+        desc=f"{name} dense", level=0,
+    )
+    records.append(record)
+    rewind_state = checkpoints.load_item(rewind_path, fresh)
+
+    for level, keep in enumerate(plan.keep_counts, start=1):
+        d = _level_dir(workdir, level)
+        mask_path = d / "mask"
+        if checkpoints.item_exists(mask_path):
+            mask = checkpoints.load_item(mask_path, state.mask)
+        else:
+            mask = prune_to_count(score_fn(state, level), state.mask, int(keep))
+            checkpoints.save_item(mask_path, mask)
+        if plan.rewind and retrain.rewind_lr:
+            start = set_mask(rewind_state, mask)
+        elif plan.rewind:
+            start = reset_optimizer(rewind_state, retrain, mask)
+        else:
+            start = reset_optimizer(state, retrain, mask)
+        state, record = _run_phase(
+            trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + 1000 * level,
+            desc=f"{name} level {level}", level=level,
+        )
+        records.append(record)
+    return records
+
+
+def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None):
+    """Train one level (or load it if finished), evaluate, and write its record."""
+    final_path, record_path = directory / "final", directory / "record.json"
+    if checkpoints.item_exists(final_path) and record_path.exists():
+        state = checkpoints.load_item(final_path, state)
+        return state, checkpoints.read_json(record_path)
+    t0 = time.perf_counter()
+    state = trainer.train(
+        state, config, until_step, data_seed=data_seed, ckpt_dir=directory / "ckpt", on_step=on_step, desc=desc
+    )
+    train_time = time.perf_counter() - t0
+    checkpoints.save_item(final_path, state)
+    summary = sparsity_summary(state.mask, state.params)
+    record = {
+        "level": level,
+        "sparsity": summary["sparsity"],
+        "overall_sparsity": summary["overall_sparsity"],
+        "kept": summary["kept"],
+        "train_time_s": train_time,
+        "val": trainer.evaluate(state, trainer.task.data.val),
+        "test": trainer.evaluate(state, trainer.task.data.test),
+    }
+    checkpoints.write_json(record_path, record)
+    log(
+        f"{desc}: sparsity {record['sparsity']:.3f}  val acc {record['val']['accuracy']:.4f}  "
+        f"test acc {record['test']['accuracy']:.4f}  CWV {record['test']['cwv']:.5f}  "
+        f"MCD {record['test']['mcd']:.4f}  ({train_time:.1f}s)"
+    )
+    return state, record

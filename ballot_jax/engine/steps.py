@@ -1,0 +1,129 @@
+"""Jitted, data-parallel train and eval steps for any ``Model`` (apply function + params pytree).
+
+The train step runs under ``jax.shard_map`` over the mesh's 'data' axis: the batch is split across
+devices; params, optimizer state (with the mask inside it) and model state are replicated. Params
+are ``pcast`` to device-varying before differentiation, so each device computes the gradient of its
+*local* loss, and the gradients are then ``pmean``-ed: with equal shards this equals the gradient of
+the global mean loss on one device. BatchNorm-style model state is averaged across devices.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, PartitionSpec as P
+
+from ballot_jax import metrics
+from ballot_jax.engine.mesh import DATA_AXIS, check_divisible, put_batch, to_host
+from ballot_jax.engine.model import Model
+from ballot_jax.engine.samplers import eval_batches
+from ballot_jax.masks import Mask
+from ballot_jax.optim import MaskedState
+
+PyTree = Any
+Batch = dict[str, jax.Array]
+Objective = Callable[[jax.Array, Batch], jax.Array]
+
+
+class TrainState(NamedTuple):
+    """Everything a run needs to continue: a pytree, checkpointed as one item.
+
+    ``step`` is the position in the learning-rate schedule and in the data stream; the mask lives
+    in ``opt_state`` (``MaskedState``) so that the jitted step reads it as data.
+    """
+
+    step: jax.Array
+    params: PyTree
+    model_state: PyTree
+    opt_state: MaskedState
+    rng: jax.Array
+
+    @property
+    def mask(self) -> Mask:
+        return self.opt_state.mask
+
+
+def mean_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
+    """Mean softmax cross-entropy of ``logits`` [B, C] against integer ``batch['y']`` [B]."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+
+
+def _pcast_varying(tree: PyTree) -> PyTree:
+    return jax.tree.map(lambda x: jax.lax.pcast(x, DATA_AXIS, to="varying"), tree)
+
+
+def make_train_step(
+    model: Model,
+    tx: optax.GradientTransformation,
+    mesh: Mesh,
+    objective: Objective = mean_cross_entropy,
+) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
+    """``step(state, batch) -> (state, {"loss", "accuracy"})``, jitted and sharded over ``mesh``.
+
+    ``batch`` leaves have a leading batch axis divisible by the number of devices. ``objective`` is
+    evaluated on each device's shard (local), e.g. a fairness surrogate is per shard.
+    """
+
+    def local_step(state: TrainState, batch: Batch):
+        rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(DATA_AXIS))
+
+        def loss_fn(params):
+            logits, model_state = model.apply(params, state.model_state, batch["x"], True, rng)
+            return objective(logits, batch), (logits, model_state)
+
+        (loss, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            _pcast_varying(state.params)
+        )
+        grads = jax.lax.pmean(grads, DATA_AXIS)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        model_state = jax.lax.pmean(model_state, DATA_AXIS)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+        stats = {"loss": jax.lax.pmean(loss, DATA_AXIS), "accuracy": jax.lax.pmean(accuracy, DATA_AXIS)}
+        return TrainState(state.step + 1, params, model_state, opt_state, state.rng), stats
+
+    sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
+    return jax.jit(sharded)
+
+
+def make_predict(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
+    """``predict(params, model_state, x) -> int32 labels [B]`` (eval mode), jitted.
+
+    ``x`` may be sharded over the mesh; XLA partitions the forward pass along the batch.
+    """
+
+    def predict(params, model_state, x):
+        logits, _ = model.apply(params, model_state, x, False, jax.random.PRNGKey(0))
+        return jnp.argmax(logits, -1).astype(jnp.int32)
+
+    return jax.jit(predict)
+
+
+def predict_split(predict, params, model_state, x: np.ndarray, mesh: Mesh, batch_size: int = 512) -> np.ndarray:
+    """Predicted labels for every row of ``x`` (host NumPy), batched and padded to the mesh."""
+    n_dev = mesh.devices.size
+    batch_size = max(n_dev, batch_size - batch_size % n_dev)
+    check_divisible(batch_size, mesh, "eval batch size")
+    out = []
+    for idx, valid in eval_batches(len(x), batch_size):
+        xb = put_batch(x[idx], mesh)
+        out.append(np.asarray(to_host(predict(params, model_state, xb)))[:valid])
+    return np.concatenate(out) if out else np.zeros((0,), np.int32)
+
+
+def evaluate(
+    predict, params, model_state, split, num_classes: int, num_groups: int, mesh: Mesh, batch_size: int = 512
+) -> dict[str, Any]:
+    """Accuracy and fairness metrics (``metrics.fairness_report``) of a model on a data split.
+
+    Returns plain Python floats (and a list for ``per_group_accuracy``), ready for JSON.
+    """
+    y_pred = predict_split(predict, params, model_state, split.x, mesh, batch_size)
+    report = metrics.fairness_report(
+        jnp.asarray(split.y), jnp.asarray(y_pred), jnp.asarray(split.group), num_groups, num_classes
+    )
+    return {k: (np.asarray(v).tolist()) for k, v in report.items()}

@@ -1,0 +1,160 @@
+import chex
+import jax
+import numpy as np
+import pytest
+
+import ballot_jax as bj
+from ballot_jax.engine import checkpoints
+from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, run_levels
+from ballot_jax.engine.mesh import data_mesh
+from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
+from engine_fixtures import mlp_model, toy_dataset
+
+CFG = TrainConfig(steps=40, batch_size=16, learning_rate=0.1, rewind_step=4, checkpoint_every=10)
+
+
+def magnitude(state, level):
+    return bj.magnitude_scores(state.params, state.mask)
+
+
+def task(num_devices=1, hidden=16):
+    return Task(mlp_model(hidden), toy_dataset(), data_mesh(jax.devices()[:num_devices]))
+
+
+def plan():
+    return LevelPlan(bj.pruning_plan(8 * 16 + 16 * 2, 0.6, 0.4))
+
+
+def test_four_devices_equal_one():
+    assert len(jax.devices()) >= 4, "conftest sets 4 CPU devices"
+    results = []
+    for n in (1, 4):
+        t = task(n)
+        trainer = Trainer(t)
+        state = trainer.train(init_state(t, CFG), CFG, 25, data_seed=0)
+        results.append(jax.device_get(state.params))
+    chex.assert_trees_all_close(results[0], results[1], atol=1e-5, rtol=1e-5)
+
+
+def test_levels_no_regrowth_and_exact_sparsity(tmp_path):
+    t = task()
+    records = run_levels(t, CFG, magnitude, plan(), tmp_path)
+    assert [r["kept"] for r in records[1:]] == list(plan().keep_counts)
+    prev = None
+    for level in range(1, len(records)):
+        d = tmp_path / f"level_{level:02d}"
+        like = init_state(t, CFG)
+        final = checkpoints.load_item(d / "final", like)
+        mask = final.mask
+        for m, p in zip(bj.mask_leaves(mask), bj.mask_leaves(bj.magnitude_scores(final.params, mask))):
+            assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0), "a pruned weight moved during retraining"
+        if prev is not None:
+            for a, b in zip(bj.mask_leaves(prev), bj.mask_leaves(mask)):
+                assert not np.any(np.asarray(b) & ~np.asarray(a)), "a pruned weight was revived"
+        prev = mask
+
+
+def test_rewind_lr_starts_retraining_at_step_k(tmp_path):
+    t = task()
+    seen = []
+
+    class Recording(Trainer):
+        def train(self, state, config, until_step, **kw):
+            seen.append(int(state.step))
+            return super().train(state, config, until_step, **kw)
+
+    run_levels(t, CFG, magnitude, LevelPlan([100]), tmp_path, trainer=Recording(t))
+    assert seen == [0, CFG.rewind_step]
+    seen.clear()
+    cfg = TrainConfig(**{**CFG.__dict__, "rewind_lr": False})
+    run_levels(t, cfg, magnitude, LevelPlan([100]), tmp_path / "fresh", trainer=Recording(t))
+    assert seen == [0, 0]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("crash_at", [17, 57, 95])  # dense phase, level 1 mid-way, level 2 mid-way
+def test_resume_after_interruption_is_identical(tmp_path, crash_at, capfd):
+    t = task()
+    reference = run_levels(t, CFG, magnitude, plan(), tmp_path / "ref")
+
+    class Crashing(Trainer):
+        calls = 0
+
+        def batch(self, config, step, data_seed):
+            Crashing.calls += 1
+            if Crashing.calls == crash_at:
+                raise Crash(f"killed at batch {crash_at}")
+            return super().batch(config, step, data_seed)
+
+    with pytest.raises(Crash):
+        run_levels(t, CFG, magnitude, plan(), tmp_path / "run", trainer=Crashing(t))
+    capfd.readouterr()
+    resumed = run_levels(t, CFG, magnitude, plan(), tmp_path / "run")
+    assert "resumed at step" in capfd.readouterr().err, "the run must continue from its checkpoint"
+    for a, b in zip(reference, resumed):
+        assert a["kept"] == b["kept"]
+        assert a["test"] == b["test"] and a["val"] == b["val"]  # bit-identical on CPU
+    like = init_state(t, CFG).mask
+    for level in range(1, len(reference)):
+        ref_mask = checkpoints.load_item(tmp_path / "ref" / f"level_{level:02d}" / "mask", like)
+        run_mask = checkpoints.load_item(tmp_path / "run" / f"level_{level:02d}" / "mask", like)
+        chex.assert_trees_all_equal(ref_mask, run_mask)
+
+
+def test_same_seed_same_masks(tmp_path):
+    t = task()
+    run_levels(t, CFG, magnitude, plan(), tmp_path / "a")
+    run_levels(t, CFG, magnitude, plan(), tmp_path / "b")
+    like = init_state(t, CFG).mask
+    chex.assert_trees_all_equal(
+        checkpoints.load_item(tmp_path / "a" / "level_02" / "mask", like),
+        checkpoints.load_item(tmp_path / "b" / "level_02" / "mask", like),
+    )
+
+
+def test_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    run_levels(task(hidden=16), CFG, magnitude, LevelPlan([100]), tmp_path)
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="delete that directory"):
+        run_levels(task(hidden=8), CFG, magnitude, LevelPlan([50]), tmp_path)
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
+    t = task()
+    run_levels(t, CFG, magnitude, LevelPlan([100]), tmp_path)
+    for f in (tmp_path / "level_01" / "final").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0:
+            f.write_bytes(b"garbage")
+    with pytest.raises(checkpoints.CheckpointMismatchError):
+        checkpoints.load_item(tmp_path / "level_01" / "final", init_state(t, CFG))
+
+
+def test_shuffled_sampler_is_a_pure_function_of_seed_and_step():
+    a = [shuffled_batch(100, 30, 1, s) for s in range(6)]
+    b = [shuffled_batch(100, 30, 1, s) for s in range(6)]
+    np.testing.assert_array_equal(np.stack(a), np.stack(b))
+    epoch0 = np.concatenate(a[:3])
+    assert len(set(epoch0.tolist())) == 90, "no repeats within an epoch"
+    assert not np.array_equal(a[0], shuffled_batch(100, 30, 2, 0))
+
+
+def test_stratified_sampler_balances_groups():
+    groups = np.array([0] * 50 + [1] * 3 + [2] * 20)
+    members = group_index(groups, 3)
+    idx = stratified_batch(members, 8, seed=0, step=5)
+    assert idx.shape == (3, 8)
+    for g in range(3):
+        assert np.all(groups[idx[g]] == g)
+    assert len(set(idx[1].tolist())) <= 3  # the small group is sampled with replacement
+    np.testing.assert_array_equal(idx, stratified_batch(members, 8, seed=0, step=5))
+    with pytest.raises(ValueError, match="no examples"):
+        group_index(groups, 4)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="rewind_step"):
+        TrainConfig(steps=10, rewind_step=10)
+    with pytest.raises(ValueError, match="divisible"):
+        Trainer(task(4)).train(init_state(task(4), CFG), TrainConfig(steps=5, batch_size=6), 5, data_seed=0)
