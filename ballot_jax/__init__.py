@@ -21,6 +21,21 @@ from ballot_jax.masks import (
     sparsity,
     sparsity_summary,
 )
+from ballot_jax import ballot
+from ballot_jax.grads import GroupGrads, per_group_grads
+from ballot_jax.metrics import (
+    accuracy_by_group,
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+    fairness_improvement,
+    fairness_report,
+    group_confusion,
+    group_wise_variance,
+    max_group_discrepancy,
+    metrics_from_confusion,
+    worst_group_accuracy,
+)
 from ballot_jax.optim import MaskedState, masked, with_mask
 from ballot_jax.pruning import (
     keep_top_k_global,

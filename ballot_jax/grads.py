@@ -1,0 +1,74 @@
+"""Per-group gradients, losses and accuracies in ONE vmapped pass over a group-stratified batch.
+
+A group-stratified batch has leaves shaped ``[G, B_g, ...]`` (see
+``ballot_jax.engine.samplers.stratified_batch``). ``per_group_grads`` maps ``jax.value_and_grad``
+over the group axis with ``jax.vmap``: one compiled computation, no Python loop over groups. The
+mean of the G group gradients is the gradient of the group-balanced loss (each group weighs 1/G).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.sharding import Mesh, PartitionSpec as P
+
+PyTree = Any
+Batch = dict[str, jax.Array]
+GroupLoss = Callable[[PyTree, Batch], tuple[jax.Array, jax.Array]]
+
+
+class GroupGrads(NamedTuple):
+    """``grads``: the params tree with a leading [G] axis on every leaf; ``loss``, ``accuracy``: [G]."""
+
+    grads: PyTree
+    loss: jax.Array
+    accuracy: jax.Array
+
+
+def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
+    """``loss_fn(params, group_batch) -> (loss, accuracy)`` for every group at once. Jit-able.
+
+    ``batch`` leaves are ``[G, B_g, ...]``; returns gradients with a leading ``[G]`` axis.
+    """
+    (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=(None, 0))(params, batch)
+    return GroupGrads(grads, loss, acc)
+
+
+def classification_loss(model, model_state: PyTree) -> GroupLoss:
+    """The cross-entropy ``GroupLoss`` of an engine ``Model`` (eval mode: BatchNorm statistics frozen)."""
+    import optax
+
+    def loss_fn(params, batch):
+        logits, _ = model.apply(params, model_state, batch["x"], False, jax.random.PRNGKey(0))
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        return loss, jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+
+    return loss_fn
+
+
+def make_sharded_group_grads(model, mesh: Mesh, axis_name: str = "data") -> Callable[..., GroupGrads]:
+    """``fn(params, model_state, batch) -> GroupGrads`` with ``batch`` [G, B_g, ...] split over devices
+    along B_g (so B_g must be divisible by the device count); per-device results are ``pmean``-ed,
+    which equals the single-device result when every device holds B_g / n examples of each group."""
+
+    def local(params, model_state, batch):
+        params = jax.tree.map(lambda x: jax.lax.pcast(x, axis_name, to="varying"), params)
+        out = per_group_grads(classification_loss(model, model_state), params, batch)
+        return jax.tree.map(lambda x: jax.lax.pmean(x, axis_name), out)
+
+    spec = P(None, axis_name)
+    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), spec), out_specs=P()))
+
+
+def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, model_state: PyTree, batches: Iterable[Batch]) -> GroupGrads:
+    """Average ``fn(params, model_state, batch)`` over several stratified batches (on device)."""
+    total, count = None, 0
+    for batch in batches:
+        out = fn(params, model_state, batch)
+        total = out if total is None else jax.tree.map(jnp.add, total, out)
+        count += 1
+    if total is None:
+        raise ValueError("mean_group_grads needs at least one batch")
+    return jax.tree.map(lambda x: x / count, total)

@@ -1,0 +1,82 @@
+"""Ballot as a strategy on the engine's levels loop.
+
+Each level: (1) estimate per-group gradients and losses of the previous level's trained weights with
+one sharded, vmapped pass per group-stratified batch, averaged over ``score_batches`` batches;
+(2) score every prunable weight with ``ballot_jax.ballot.scores`` (conflict detection) and keep the
+top ``keep_counts[level]``; (3) refined training: rewind the weights to θ_k and retrain with a
+fresh warm-up + cosine learning-rate schedule per level (or, with ``lr="rewind"``, LTH-style
+learning-rate rewinding) on group-balanced batches. Same budget as Standard LTH: T − k steps a level.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+
+from ballot_jax import ballot
+from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax.engine.mesh import check_divisible, put_batch
+from ballot_jax.engine.samplers import group_index, stratified_batch
+from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
+from ballot_jax.methods.base import Record, finish_record, level_plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Ballot:
+    fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
+    score: ballot.BallotConfig = ballot.BallotConfig()
+    score_batches: int = 8  # stratified batches averaged for the per-group gradients
+    per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
+    score_split: str = "train"  # "train" | "val": the data the conflict statistics are measured on
+    lr: str = "warmup_cosine"  # refined training: "warmup_cosine" per level | "rewind" (as LTH)
+    warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
+    balanced_sampling: bool = True  # refined training on group-balanced batches
+    name: str = "ballot"
+
+    def retrain_config(self, config: TrainConfig) -> TrainConfig:
+        """The refined-training phase config for levels >= 1."""
+        if self.lr == "rewind":
+            return dataclasses.replace(config, balanced_sampling=self.balanced_sampling)
+        if self.lr != "warmup_cosine":
+            raise ValueError(f"Ballot.lr must be 'warmup_cosine' or 'rewind', got {self.lr!r}")
+        steps = config.steps - config.rewind_step
+        return dataclasses.replace(
+            config,
+            steps=steps,
+            rewind_step=0,
+            rewind_lr=False,
+            schedule="warmup_cosine",
+            warmup_steps=max(1, int(self.warmup_fraction * steps)),
+            balanced_sampling=self.balanced_sampling,
+        )
+
+    def score_fn(self, task: Task, config: TrainConfig):
+        """``score_fn(state, level) -> keep scores``: the conflict-detection plug-in of the loop."""
+        check_divisible(self.per_group_batch, task.mesh, "Ballot.per_group_batch")
+        split = getattr(task.data, self.score_split)
+        members = group_index(split.group, task.data.info.num_groups)
+        group_grads_fn = make_sharded_group_grads(task.model, task.mesh)
+
+        def batches(level: int):
+            for b in range(self.score_batches):
+                idx = stratified_batch(members, self.per_group_batch, config.seed + 7919 * level, b)
+                yield put_batch({"x": split.x[idx], "y": split.y[idx], "group": split.group[idx]}, task.mesh, axis=1)
+
+        def score(state, level):
+            gg = mean_group_grads(group_grads_fn, state.params, state.model_state, batches(level))
+            stats = ballot.conflict_stats(state.params, state.mask, gg)
+            return ballot.scores(state.params, state.mask, stats, self.score)
+
+        return score
+
+    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+        plan = LevelPlan(
+            level_plan(init_state(task, config).mask, sparsity, self.fraction),
+            retrain=self.retrain_config(config),
+        )
+        levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name)
+        return finish_record(self.name, sparsity, levels[-1], levels)
+
+
+__all__ = ["Ballot"]

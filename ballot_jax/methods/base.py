@@ -1,0 +1,47 @@
+"""The one interface every pruning method implements, and the record it returns.
+
+A method is an object with a ``name`` and ``run(task, config, sparsity, workdir) -> record``. Every
+method gets the same task (model, data, mesh), the same phase config and the same budget:
+``budget_steps(config, sparsity, fraction)`` optimizer steps in total, the budget of iterative
+pruning at that sparsity (dense training plus one retraining per level). The record is a JSON-ready
+dict; ``finish_record`` builds it so all methods report the same fields.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Any, Protocol
+
+from ballot_jax.engine.loop import Task, TrainConfig
+from ballot_jax.masks import num_prunable
+from ballot_jax.pruning import pruning_plan
+
+Record = dict[str, Any]
+
+
+class Method(Protocol):
+    """A pruning strategy: ``run`` trains and prunes to exactly ``sparsity`` and reports a record."""
+
+    name: str
+
+    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+        ...
+
+
+def level_plan(mask, sparsity: float, fraction: float) -> list[int]:
+    """Kept counts per level for iterative pruning of ``fraction`` of the remaining weights."""
+    return pruning_plan(num_prunable(mask), sparsity, fraction)
+
+
+def budget_steps(config: TrainConfig, num_levels: int) -> int:
+    """Total optimizer steps of an iterative run with ``num_levels`` pruning levels."""
+    return config.steps * (num_levels + 1)
+
+
+def finish_record(name: str, sparsity: float, final: Record, levels: list[Record] | None = None, **extra) -> Record:
+    """The common record: method, target sparsity, the final level's fields, and the level history."""
+    record = {"method": name, "target_sparsity": sparsity, **final, **extra}
+    record["train_time_s"] = sum(r["train_time_s"] for r in levels) if levels else final["train_time_s"]
+    if levels is not None:
+        record["levels"] = levels
+    return record

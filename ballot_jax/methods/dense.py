@@ -1,0 +1,20 @@
+"""The dense reference: level 0 of the pruning loop alone (no pruning)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, run_levels
+from ballot_jax.methods.base import Record, finish_record
+from ballot_jax.methods.lth import magnitude_score_fn
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    name: str = "dense"
+
+    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+        del sparsity
+        levels = run_levels(task, config, magnitude_score_fn, LevelPlan([]), workdir, name=self.name)
+        return finish_record(self.name, 0.0, levels[-1], levels)

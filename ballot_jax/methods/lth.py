@@ -1,0 +1,28 @@
+"""Standard LTH: iterative magnitude pruning, ``fraction`` of the remaining weights per level,
+rewinding to θ_k (k = ``config.rewind_step``; k = 0 is the original lottery ticket) and retraining."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.pruning import magnitude_scores
+
+
+def magnitude_score_fn(state, level):
+    """|w| of the previous level's final weights."""
+    del level
+    return magnitude_scores(state.params, state.mask)
+
+
+@dataclasses.dataclass(frozen=True)
+class LTH:
+    fraction: float = 0.2
+    name: str = "lth"
+
+    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+        plan = LevelPlan(level_plan(init_state(task, config).mask, sparsity, self.fraction))
+        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name)
+        return finish_record(self.name, sparsity, levels[-1], levels)

@@ -1,0 +1,30 @@
+"""Magnitude Pruning: train dense, prune globally by |w| to the target sparsity in one shot, then
+fine-tune the surviving weights (no rewinding) with a fresh optimizer. By default the fine-tuning
+budget equals the retraining budget iterative pruning would spend at the same sparsity, so every
+method trains for the same number of steps."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax.masks import num_prunable
+from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.methods.lth import magnitude_score_fn
+from ballot_jax.pruning import num_keep_for_sparsity
+
+
+@dataclasses.dataclass(frozen=True)
+class MagnitudePruning:
+    fraction: float = 0.2  # only sets the default budget: that of iterative pruning at this rate
+    finetune_steps: int | None = None  # None: same total budget as iterative pruning
+    name: str = "magnitude"
+
+    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+        mask = init_state(task, config).mask
+        steps = self.finetune_steps or config.steps * max(1, len(level_plan(mask, sparsity, self.fraction)))
+        finetune = dataclasses.replace(config, steps=steps, rewind_step=0)
+        plan = LevelPlan([num_keep_for_sparsity(num_prunable(mask), sparsity)], rewind=False, retrain=finetune)
+        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name)
+        return finish_record(self.name, sparsity, levels[-1], levels)

@@ -1,0 +1,78 @@
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ballot_jax as bj
+from ballot_jax import ballot
+from ballot_jax.grads import GroupGrads
+
+
+def hand_made():
+    """Four weights, two groups: group 1 (the minority) has the higher loss.
+
+    w0: only the minority needs it (removing it raises L_1); w1: no group needs it (zero grads);
+    w2: only the majority needs it; w3: both groups need it equally.
+    """
+    params = {"w": jnp.array([[1.0, 1.0, 1.0, 1.0]]), "b": jnp.zeros(1)}
+    mask = bj.make_mask(params)
+    # Δ_g = -w * g: a negative gradient means removing the weight raises the loss.
+    grads = {
+        "w": jnp.array([[[0.0, 0.0, -1.0, -1.0]], [[-1.0, 0.0, 0.0, -1.0]]]),  # [G=2, 1, 4]
+        "b": jnp.zeros((2, 1)),
+    }
+    gg = GroupGrads(grads, loss=jnp.array([0.2, 1.0]), accuracy=jnp.array([0.9, 0.6]))
+    return params, mask, gg
+
+
+def test_conflict_statistics_known_answers():
+    params, mask, gg = hand_made()
+    s = ballot.conflict_stats(params, mask, gg)
+    # Δ per group: g0 = [0, 0, 1, 1], g1 = [1, 0, 0, 1]; deviations L - mean = [-0.4, 0.4].
+    np.testing.assert_allclose(s.accuracy_effect["w"][0], [0.5, 0.0, 0.5, 1.0])
+    np.testing.assert_allclose(s.fairness_effect["w"][0], [0.4, 0.0, -0.4, 0.0], atol=1e-7)
+    np.testing.assert_allclose(s.agreement["w"][0], [0.5, 0.0, 0.5, 1.0])
+    np.testing.assert_array_equal(s.conflict["w"][0], [False, False, True, False])
+    assert s.accuracy_effect["b"] is None
+
+
+def test_score_keeps_minority_weight_over_unneeded_and_majority_only():
+    params, mask, gg = hand_made()
+    scores = ballot.scores(params, mask, ballot.conflict_stats(params, mask, gg))["w"][0]
+    assert scores[0] > scores[1], "a weight only the minority needs beats an equally large unneeded one"
+    assert scores[0] > scores[2], "removing the majority-only weight narrows the gap: prune it first"
+    assert scores[3] > scores[1]
+    new = ballot.prune(params, mask, gg, 0.5)
+    np.testing.assert_array_equal(new["w"][0], [True, False, False, True])
+
+
+def test_ablations():
+    params, mask, gg = hand_made()
+    stats = ballot.conflict_stats(params, mask, gg)
+    magnitude_only = ballot.scores(
+        params, mask, stats, ballot.BallotConfig(use_agreement=False, use_direction=False, strength=0.0)
+    )
+    np.testing.assert_allclose(magnitude_only["w"], jnp.abs(params["w"]))
+    no_direction = ballot.scores(params, mask, stats, ballot.BallotConfig(use_direction=False))["w"][0]
+    # Without the fairness effect the minority-only and majority-only weights tie.
+    np.testing.assert_allclose(no_direction[0], no_direction[2])
+    no_magnitude = ballot.scores({"w": params["w"] * 5, "b": params["b"]}, mask, stats,
+                                 ballot.BallotConfig(use_magnitude=False))
+    full = ballot.scores(params, mask, stats)
+    np.testing.assert_allclose(no_magnitude["w"], full["w"], rtol=1e-6)
+
+
+def test_pruned_weights_have_no_effect_and_are_never_revived():
+    params, mask, gg = hand_made()
+    mask = {"w": jnp.array([[False, True, True, True]]), "b": None}
+    s = ballot.conflict_stats(params, mask, gg)
+    assert float(s.accuracy_effect["w"][0, 0]) == 0.0
+    new = ballot.prune(params, mask, gg, 0.34)
+    assert not bool(new["w"][0, 0])
+    assert int(bj.num_kept(new)) == 3 - round(0.34 * 3)
+
+
+@pytest.mark.parametrize("bad", [-0.5, 1.0])
+def test_bad_fraction(bad):
+    params, mask, gg = hand_made()
+    with pytest.raises(ValueError, match="fraction"):
+        ballot.prune(params, mask, gg, bad)

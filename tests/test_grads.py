@@ -1,0 +1,57 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ballot_jax.engine.mesh import data_mesh, put_batch
+from ballot_jax.grads import classification_loss, make_sharded_group_grads, mean_group_grads, per_group_grads
+from engine_fixtures import mlp_model
+
+G, B = 3, 8
+
+
+def setup():
+    model = mlp_model(hidden=6, num_classes=3)
+    params, state = model.init(jax.random.PRNGKey(0), jnp.ones((1, 5)))
+    rng = np.random.default_rng(0)
+    batch = {
+        "x": rng.normal(size=(G, B, 5)).astype(np.float32),
+        "y": rng.integers(0, 3, size=(G, B)).astype(np.int32),
+        "group": np.repeat(np.arange(G), B).reshape(G, B).astype(np.int32),
+    }
+    return model, params, state, batch
+
+
+def test_per_group_equals_separate_grads():
+    model, params, state, batch = setup()
+    loss_fn = classification_loss(model, state)
+    out = jax.jit(per_group_grads, static_argnums=0)(loss_fn, params, batch)
+    for g in range(G):
+        one = jax.tree.map(lambda x: x[g], batch)
+        (loss, acc), grad = jax.value_and_grad(loss_fn, has_aux=True)(params, one)
+        chex.assert_trees_all_close(jax.tree.map(lambda x: x[g], out.grads), grad, atol=1e-6)
+        np.testing.assert_allclose(out.loss[g], loss, rtol=1e-6)
+        np.testing.assert_allclose(out.accuracy[g], acc)
+
+
+def test_mean_over_groups_is_the_balanced_gradient():
+    model, params, state, batch = setup()
+    loss_fn = classification_loss(model, state)
+    out = per_group_grads(loss_fn, params, batch)
+    flat = jax.tree.map(lambda x: x.reshape(G * B, *x.shape[2:]), batch)
+    # With B examples per group, the plain mean loss over all G*B examples is the balanced loss.
+    _, full = jax.value_and_grad(loss_fn, has_aux=True)(params, flat)
+    chex.assert_trees_all_close(jax.tree.map(lambda x: x.mean(0), out.grads), full, atol=1e-6)
+
+
+def test_sharded_equals_single_device_and_accumulates():
+    model, params, state, batch = setup()
+    results = []
+    for n in (1, 4):
+        mesh = data_mesh(jax.devices()[:n])
+        fn = make_sharded_group_grads(model, mesh)
+        batches = [put_batch(batch, mesh, axis=1), put_batch(jax.tree.map(lambda x: x[:, ::-1], batch), mesh, axis=1)]
+        results.append(mean_group_grads(fn, params, state, batches))
+    chex.assert_trees_all_close(results[0], results[1], atol=1e-6)
+    single = per_group_grads(classification_loss(model, state), params, batch)
+    np.testing.assert_allclose(results[0].loss, single.loss, rtol=1e-6)  # reversed batch: same mean loss
