@@ -228,12 +228,14 @@ def run_levels(
     prunable: Prunable = default_prunable,
     trainer: Trainer | None = None,
     name: str = "run",
+    dense_dir: str | pathlib.Path | None = None,
 ) -> list[dict[str, Any]]:
     """Dense training, then one level per entry of ``plan.keep_counts``; returns per-level records.
 
     ``score_fn(state, level)`` scores the prunable weights of the previous level's final ``state``
     (higher = keep). Records hold val/test metrics, sparsity and wall time; they are also written to
-    ``workdir/level_NN/record.json``, whose presence marks the level finished.
+    ``workdir/level_NN/record.json``, whose presence marks the level finished. ``dense_dir`` (default
+    ``workdir/level_00``) holds level 0: methods run with the same config and seed can share it.
     """
     workdir = pathlib.Path(workdir)
     trainer = trainer or Trainer(task)
@@ -242,7 +244,7 @@ def run_levels(
     records = []
 
     # Level 0: dense training, saving θ_k on the way.
-    d0 = _level_dir(workdir, 0)
+    d0 = pathlib.Path(dense_dir) if dense_dir is not None else _level_dir(workdir, 0)
     rewind_path = d0 / "rewind"
 
     def save_rewind(state: TrainState) -> None:

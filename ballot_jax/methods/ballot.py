@@ -70,12 +70,14 @@ class Ballot:
 
         return score
 
-    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
         plan = LevelPlan(
             level_plan(init_state(task, config).mask, sparsity, self.fraction),
             retrain=self.retrain_config(config),
         )
-        levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name)
+        levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)
 
 

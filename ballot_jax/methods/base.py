@@ -24,8 +24,11 @@ class Method(Protocol):
 
     name: str
 
-    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
-        ...
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
+        """Train and prune to exactly ``sparsity`` under ``workdir``; ``dense_dir``, when given, is
+        a shared directory for the dense level 0 (methods that start from dense training reuse it)."""
 
 
 def level_plan(mask, sparsity: float, fraction: float) -> list[int]:

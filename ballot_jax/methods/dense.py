@@ -14,7 +14,9 @@ from ballot_jax.methods.lth import magnitude_score_fn
 class Dense:
     name: str = "dense"
 
-    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
         del sparsity
-        levels = run_levels(task, config, magnitude_score_fn, LevelPlan([]), workdir, name=self.name)
+        levels = run_levels(task, config, magnitude_score_fn, LevelPlan([]), workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, 0.0, levels[-1], levels)

@@ -22,7 +22,9 @@ class LTH:
     fraction: float = 0.2
     name: str = "lth"
 
-    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
         plan = LevelPlan(level_plan(init_state(task, config).mask, sparsity, self.fraction))
-        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name)
+        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)

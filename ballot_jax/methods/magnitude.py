@@ -21,10 +21,12 @@ class MagnitudePruning:
     finetune_steps: int | None = None  # None: same total budget as iterative pruning
     name: str = "magnitude"
 
-    def run(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
         mask = init_state(task, config).mask
         steps = self.finetune_steps or config.steps * max(1, len(level_plan(mask, sparsity, self.fraction)))
         finetune = dataclasses.replace(config, steps=steps, rewind_step=0)
         plan = LevelPlan([num_keep_for_sparsity(num_prunable(mask), sparsity)], rewind=False, retrain=finetune)
-        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name)
+        levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)

@@ -1,0 +1,345 @@
+"""FairScratch (after Tang et al., CVPR 2023: learning fair sparse subnetworks from scratch).
+
+Edge-popup over frozen random weights, with a fairness surrogate added to the loss:
+
+1. Budget. ``B = config.steps * (levels + 1)`` optimizer steps, the iterative-pruning budget at this
+   sparsity (``levels = len(level_plan(mask, sparsity, fraction))``), one run with the config's
+   optimizer and a learning-rate schedule over ``B``.
+2. Frozen weights. θ_0 is the engine's dense init (same seed, same weights the other methods start
+   from). Every prunable weight is replaced by the signed constant sign(w_0)·std(layer's w_0) (the
+   edge-popup "signed Kaiming constant", with the layer's empirical init std; ``weight_init="init"``
+   keeps w_0 itself) and never changes. Unprunable params (biases, norm scales, any leaf the
+   ``prunable`` filter rejects) are trained normally.
+3. Scores. Every prunable weight has a learnable real score s, initialised U(−1/√fan_in, 1/√fan_in)
+   (fan_in = product of all kernel dimensions but the last; edge-popup's Kaiming-uniform init).
+4. Forward pass. m = top-k of |s| with exactly k = ``num_keep_for_sparsity(N, sparsity)`` weights
+   kept: ranked globally (``scope="global"``, default) or per layer (``scope="layer"``: k split
+   over layers in proportion to their sizes, rounded so the total is exactly k). The network runs on
+   w·m. Straight-through estimator: ∂m/∂s := 1, so ∂L/∂s = ∂L/∂(w·m)·w for every weight, kept or not
+   (the forward value is exactly w·m: m_ste = sg(m) + (s − sg(s))).
+5. Loss = cross-entropy + λ·surrogate (λ = ``fairness_weight``, default 1.0), per device shard:
+   "dp" (binary targets): max − min over the groups in the batch of the mean predicted P(y=1);
+   "eo" (binary): the same among examples with y = 1; "loss_var": population variance of the
+   per-group mean cross-entropies over the groups in the batch. ``surrogate="auto"`` (default) is
+   "dp" when ``num_classes == 2`` and "loss_var" otherwise.
+6. Final model. The final sparse model is frozen weights · final top-k mask (and the trained
+   unprunable params); it is evaluated with the engine's ``evaluate`` on the original model, and
+   ``kept`` is exactly k.
+
+Engine reuse: the score network is itself an engine ``Model`` whose params are
+``{"scores", "free", "frozen"}``; the frozen weights are params too (so they are data, not constants
+compiled into the step), and the masked optimizer holds them with a False mask, so they get exactly
+zero updates and stay bitwise equal (the same guarantee that keeps pruned weights at 0). The
+engine's sharded train step, ``Trainer.train`` (periodic checkpoints, resume) and samplers run
+unchanged; ``workdir/record.json`` marks the run finished.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ballot_jax.engine import checkpoints
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
+from ballot_jax.engine.model import Model
+from ballot_jax.engine.progress import log
+from ballot_jax.engine.steps import TrainState, evaluate, make_predict
+from ballot_jax.masks import Mask, Prunable, default_prunable, is_unprunable, make_mask, mask_leaves, sparsity_summary
+from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
+from ballot_jax.optim import with_mask
+from ballot_jax.pruning import distribute_keep_counts, keep_top_k_global, keep_top_k_per_leaf, num_keep_for_sparsity
+
+PyTree = Any
+SURROGATES = ("auto", "dp", "eo", "loss_var")
+
+
+# ------------------------------------------------------------------------------------------------
+# Fairness surrogate
+
+
+def _present_range(values: jax.Array, present: jax.Array) -> jax.Array:
+    """max − min of ``values`` over ``present`` entries; 0 with fewer than two present."""
+    hi = jnp.max(jnp.where(present, values, -jnp.inf))
+    lo = jnp.min(jnp.where(present, values, jnp.inf))
+    return jnp.where(jnp.sum(present) >= 2, hi - lo, 0.0)
+
+
+def _group_means(values: jax.Array, groups: jax.Array, weights: jax.Array, num_groups: int):
+    total = jax.ops.segment_sum(values * weights, groups, num_segments=num_groups)
+    count = jax.ops.segment_sum(weights, groups, num_segments=num_groups)
+    return total / jnp.maximum(count, 1e-12), count > 0
+
+
+def fairness_surrogate(logits: jax.Array, batch: dict, num_groups: int, kind: str) -> jax.Array:
+    """Differentiable group-disparity penalty of one batch (groups absent from it are ignored).
+
+    "dp": max − min over groups of mean P(y=1 | x) (binary logits [B, 2]); "eo": the same among
+    examples with y = 1; "loss_var": population variance over groups of the mean cross-entropy.
+    """
+    groups = batch["group"].astype(jnp.int32)
+    if kind in ("dp", "eo"):
+        if logits.shape[-1] != 2:
+            raise ValueError(f"surrogate {kind!r} needs binary targets (2 logits), got {logits.shape[-1]}")
+        p1 = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)[:, 1]
+        weights = jnp.ones_like(p1) if kind == "dp" else (batch["y"] == 1).astype(jnp.float32)
+        mean, present = _group_means(p1, groups, weights, num_groups)
+        return _present_range(mean, present)
+    if kind == "loss_var":
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
+        mean, present = _group_means(ce, groups, jnp.ones_like(ce), num_groups)
+        k = jnp.maximum(jnp.sum(present), 1)
+        centre = jnp.sum(jnp.where(present, mean, 0.0)) / k
+        return jnp.sum(jnp.where(present, (mean - centre) ** 2, 0.0)) / k
+    raise ValueError(f"unknown surrogate {kind!r}; expected one of {SURROGATES[1:]}")
+
+
+def resolve_surrogate(kind: str, num_classes: int) -> str:
+    """"auto" -> "dp" for binary targets, "loss_var" otherwise; checks the others."""
+    if kind not in SURROGATES:
+        raise ValueError(f"surrogate must be one of {SURROGATES}, got {kind!r}")
+    if kind == "auto":
+        return "dp" if num_classes == 2 else "loss_var"
+    if kind in ("dp", "eo") and num_classes != 2:
+        raise ValueError(f"surrogate {kind!r} needs binary targets, the dataset has {num_classes} classes")
+    return kind
+
+
+def fair_objective(num_groups: int, kind: str, weight: float) -> Callable[[jax.Array, dict], jax.Array]:
+    """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``."""
+
+    def objective(logits, batch):
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        if weight == 0.0:
+            return ce
+        return ce + weight * fairness_surrogate(logits, batch, num_groups, kind)
+
+    return objective
+
+
+# ------------------------------------------------------------------------------------------------
+# The score network
+
+
+def signed_constant(params: PyTree, template: Mask) -> PyTree:
+    """sign(w)·std(w) per prunable leaf (sign(0) := +1), ``None`` at unprunable leaves."""
+
+    def leaf(m, w):
+        if m is None:
+            return None
+        c = jnp.std(w)
+        return jnp.where(w < 0, -c, c).astype(w.dtype)
+
+    return jax.tree.map(leaf, template, params, is_leaf=is_unprunable)
+
+
+def init_scores(key: jax.Array, template: Mask) -> PyTree:
+    """U(−1/√fan_in, 1/√fan_in) per prunable leaf (fan_in: all kernel dims but the last)."""
+    leaves, treedef = jax.tree.flatten(template, is_leaf=is_unprunable)
+    out, i = [], 0
+    for m in leaves:
+        if m is None:
+            out.append(None)
+            continue
+        shape = jnp.shape(m)
+        bound = 1.0 / np.sqrt(max(1, int(np.prod(shape[:-1]))))
+        out.append(jax.random.uniform(jax.random.fold_in(key, i), shape, jnp.float32, -bound, bound))
+        i += 1
+    return jax.tree.unflatten(treedef, out)
+
+
+def keep_counts(template: Mask, sparsity: float, scope: str) -> list[int] | int:
+    """Exactly ``num_keep_for_sparsity(N, sparsity)`` in total: one int (global) or per leaf (layer)."""
+    sizes = [int(np.size(m)) for m in mask_leaves(template)]
+    total = num_keep_for_sparsity(sum(sizes), sparsity)
+    if scope == "global":
+        return total
+    if scope == "layer":
+        return distribute_keep_counts(sizes, [1.0] * len(sizes), total)
+    raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
+
+
+def top_k_mask(scores: PyTree, counts: Sequence[int] | int) -> Mask:
+    """Bool mask of the top |score| entries: ``counts`` total (int) or per leaf (list). Jit-able."""
+    magnitude = jax.tree.map(lambda s: jnp.abs(jax.lax.stop_gradient(s)), scores)
+    full = jax.tree.map(lambda s: jnp.ones(jnp.shape(s), bool), scores)
+    if isinstance(counts, (int, np.integer)):
+        return keep_top_k_global(magnitude, full, jnp.int32(counts))
+    return keep_top_k_per_leaf(magnitude, full, jnp.asarray(counts, jnp.int32))
+
+
+def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -> PyTree:
+    """The plain model's params: frozen·mask at prunable leaves, the free params elsewhere.
+
+    With ``straight_through`` the value is the same but ∂/∂score = ∂/∂(w·m)·w (edge-popup's STE).
+    """
+
+    def leaf(m, w, s, f):
+        if m is None:
+            return f
+        w = jax.lax.stop_gradient(w)
+        if straight_through:
+            m_ste = jax.lax.stop_gradient(m.astype(w.dtype)) + (s - jax.lax.stop_gradient(s)).astype(w.dtype)
+            return w * m_ste
+        return jnp.where(m, w, jnp.zeros_like(w))
+
+    flat = lambda t: jax.tree.leaves(t, is_leaf=is_unprunable)  # noqa: E731 (all share one structure)
+    m_leaves, treedef = jax.tree.flatten(mask, is_leaf=is_unprunable)
+    out = [
+        leaf(m, w, s, f)
+        for m, w, s, f in zip(m_leaves, flat(trainable["frozen"]), flat(trainable["scores"]), flat(trainable["free"]))
+    ]
+    return jax.tree.unflatten(treedef, out)
+
+
+def scored_model(
+    model: Model, counts: Sequence[int] | int, weight_init: str = "signed_constant", prunable: Prunable = default_prunable
+) -> Model:
+    """The edge-popup network of ``model`` as an engine ``Model`` over ``{"scores", "free", "frozen"}``.
+
+    ``init(rng, x)`` runs ``model.init(rng, x)`` (θ_0) and derives the frozen weights and scores;
+    ``apply`` materialises frozen·top-k(|scores|) with the straight-through estimator and runs
+    ``model.apply`` on it.
+    """
+    if weight_init not in ("signed_constant", "init"):
+        raise ValueError(f"weight_init must be 'signed_constant' or 'init', got {weight_init!r}")
+
+    def init(rng, x):
+        params, model_state = model.init(rng, x)
+        template = make_mask(params, prunable)
+        frozen = signed_constant(params, template) if weight_init == "signed_constant" else jax.tree.map(
+            lambda m, p: None if m is None else p, template, params, is_leaf=is_unprunable
+        )
+        free = jax.tree.map(lambda m, p: p if m is None else None, template, params, is_leaf=is_unprunable)
+        scores = init_scores(jax.random.fold_in(rng, 3), template)
+        return {"scores": scores, "free": free, "frozen": frozen}, model_state
+
+    def apply(trainable, model_state, x, train, rng):
+        mask = top_k_mask(trainable["scores"], counts)
+        return model.apply(materialise(trainable, mask, straight_through=True), model_state, x, train, rng)
+
+    return Model(init, apply)
+
+
+def freeze(state: TrainState) -> TrainState:
+    """``state`` whose masked optimizer gives the frozen weights exactly zero updates (mask False)."""
+    mask = {
+        "scores": jax.tree.map(lambda s: None, state.params["scores"]),
+        "free": jax.tree.map(lambda f: None, state.params["free"]),
+        "frozen": jax.tree.map(lambda w: jnp.zeros(jnp.shape(w), bool), state.params["frozen"]),
+    }
+    return state._replace(opt_state=with_mask(state.opt_state, mask))
+
+
+def _never(path, leaf) -> bool:
+    del path, leaf
+    return False
+
+
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FairScratch:
+    """Fair edge-popup from scratch (see the module docstring for the algorithm)."""
+
+    fraction: float = 0.2  # only sets the budget: that of iterative pruning at this rate
+    scope: str = "global"  # top-k over all prunable weights ("global") or per layer ("layer")
+    weight_init: str = "signed_constant"  # frozen weights: sign(w_0)·std(layer) | "init": w_0
+    surrogate: str = "auto"  # "auto" ("dp" if binary else "loss_var") | "dp" | "eo" | "loss_var"
+    fairness_weight: float = 1.0  # λ in CE + λ·surrogate
+    name: str = "fairscratch"
+
+    def __post_init__(self):
+        if self.scope not in ("global", "layer"):
+            raise ValueError(f"scope must be 'global' or 'layer', got {self.scope!r}")
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
+        if self.fairness_weight < 0:
+            raise ValueError("fairness_weight must be >= 0")
+
+    def setup(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
+        """Budget, the score network's task and trainer, and its initial (frozen-masked) state."""
+        template = init_state(task, config).mask
+        levels = len(level_plan(template, sparsity, self.fraction))
+        budget = budget_steps(config, levels)
+        cfg = dataclasses.replace(config, steps=budget, rewind_step=0)
+        counts = keep_counts(template, sparsity, self.scope)
+        info = task.data.info
+        kind = resolve_surrogate(self.surrogate, info.num_classes)
+        scored_task = Task(scored_model(task.model, counts, self.weight_init), task.data, task.mesh)
+        trainer = Trainer(scored_task, objective=fair_objective(info.num_groups, kind, self.fairness_weight))
+        return {
+            "levels": levels,
+            "budget": budget,
+            "train_config": cfg,
+            "counts": counts,
+            "surrogate": kind,
+            "trainer": trainer,
+            "state": freeze(init_state(scored_task, cfg, prunable=_never)),
+        }
+
+    def run(
+        self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
+    ) -> Record:
+        del dense_dir  # trains from scratch: no dense phase to share
+        workdir = pathlib.Path(workdir)
+        record_path = workdir / "record.json"
+        if record_path.exists():
+            return checkpoints.read_json(record_path)
+        s = self.setup(task, config, sparsity)
+        trainer, state, cfg = s["trainer"], s["state"], s["train_config"]
+
+        final_path = workdir / "final"
+        t0 = time.perf_counter()
+        if checkpoints.item_exists(final_path):
+            state = checkpoints.load_item(final_path, state)
+        else:
+            state = trainer.train(
+                state, cfg, s["budget"], data_seed=config.seed, ckpt_dir=workdir / "ckpt", desc=self.name
+            )
+            checkpoints.save_item(final_path, state)
+        train_time = time.perf_counter() - t0
+
+        mask = top_k_mask(state.params["scores"], s["counts"])
+        params = materialise(state.params, mask)
+        checkpoints.save_item(workdir / "sparse", {"params": params, "mask": mask})
+        summary = sparsity_summary(mask, params)
+        target = num_keep_for_sparsity(summary["prunable"], sparsity)
+        if summary["kept"] != target:
+            raise AssertionError(f"FairScratch kept {summary['kept']} weights, target {target}")
+        info = task.data.info
+        predict = make_predict(task.model)
+
+        def report(split):
+            return evaluate(
+                predict, params, state.model_state, split, info.num_classes, info.num_groups, task.mesh,
+                config.eval_batch_size,
+            )
+
+        final = {
+            "level": s["levels"],
+            "sparsity": summary["sparsity"],
+            "overall_sparsity": summary["overall_sparsity"],
+            "kept": summary["kept"],
+            "train_time_s": train_time,
+            "val": report(task.data.val),
+            "test": report(task.data.test),
+        }
+        record = finish_record(
+            self.name, sparsity, final, budget_steps=s["budget"], scope=self.scope, surrogate=s["surrogate"],
+            fairness_weight=self.fairness_weight, weight_init=self.weight_init,
+        )
+        checkpoints.write_json(record_path, record)
+        log(
+            f"{self.name}: sparsity {final['sparsity']:.3f}  val acc {final['val']['accuracy']:.4f}  "
+            f"test acc {final['test']['accuracy']:.4f}  CWV {final['test']['cwv']:.5f}  "
+            f"MCD {final['test']['mcd']:.4f}  ({train_time:.1f}s)"
+        )
+        return record
