@@ -99,3 +99,13 @@ def test_harness_compare_interleaves():
     assert calls[3:] == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]  # rotated each repetition
     assert all(len(v["samples_s"]) == 3 and v["first_call_s"] >= 0 for v in res.values())
     assert len(common.time_fn(lambda x: x + 1, 1, repeats=4, warmup=1, number=2)) == 4
+
+
+@pytest.mark.slow
+def test_conflict_quick(tmp_path):
+    stdout, data = run_benchmark("conflict", tmp_path)
+    rows = table_lines(stdout, "vs one_grad")[2:]
+    assert [r.split()[1] for r in rows] == ["one_grad", "vmap_groups", "loop_groups"]
+    assert set(data["vmap_over_one_grad"]) == {"small_cnn"}
+    for v in data["measurements"]["small_cnn"]["variants"].values():
+        assert len(v["samples_s"]) == 2 and v["ratio"] > 0
