@@ -85,7 +85,13 @@ def item_exists(path: str | os.PathLike) -> bool:
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write JSON atomically (temp file + rename), so a killed run never leaves half a record."""
+    """Write JSON atomically (temp file + rename), so a killed run never leaves half a record.
+
+    Multi-process: only process 0 writes (every process holds the same ``obj``); several writers
+    sharing one temp name would race, leaving a torn record or failing the second rename.
+    """
+    if jax.process_index() != 0:
+        return
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")

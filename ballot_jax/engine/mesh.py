@@ -71,11 +71,15 @@ def put_batch(batch: PyTree, mesh: Mesh, axis: int = 0) -> PyTree:
         return jax.device_put(batch, sharding)
 
     def local(x: np.ndarray) -> jax.Array:
-        n = x.shape[axis]
-        per = n // jax.process_count()
-        start = jax.process_index() * per
-        rows = np.take(x, np.arange(start, start + per), axis=axis)
-        return jax.make_array_from_process_local_data(sharding, rows, x.shape)
+        # The rows this process's devices hold, read off the sharding (not assumed to be the
+        # process_index-th block: a mesh may order devices otherwise), in ascending order, which
+        # is how make_array_from_process_local_data lays a process's slices out in its local data.
+        spans = {
+            idx[axis].indices(x.shape[axis])[:2]
+            for idx in sharding.addressable_devices_indices_map(x.shape).values()
+        }
+        rows = np.concatenate([np.arange(start, stop) for start, stop in sorted(spans)])
+        return jax.make_array_from_process_local_data(sharding, np.take(x, rows, axis=axis), x.shape)
 
     return jax.tree.map(local, batch)
 
