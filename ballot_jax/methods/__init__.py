@@ -5,3 +5,14 @@ from ballot_jax.methods.dense import Dense
 from ballot_jax.methods.lth import LTH
 from ballot_jax.methods.magnitude import MagnitudePruning
 from ballot_jax.methods.ballot import Ballot
+from ballot_jax.methods.fairscratch import FairScratch
+from ballot_jax.methods.safecompress import SafeCompress
+
+METHODS = {
+    "dense": Dense,
+    "magnitude": MagnitudePruning,
+    "lth": LTH,
+    "safecompress": SafeCompress,
+    "fairscratch": FairScratch,
+    "ballot": Ballot,
+}

@@ -199,7 +199,10 @@ def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -
 
 
 def scored_model(
-    model: Model, counts: Sequence[int] | int, weight_init: str = "signed_constant", prunable: Prunable = default_prunable
+    model: Model,
+    counts: Sequence[int] | int,
+    weight_init: str = "signed_constant",
+    prunable: Prunable = default_prunable,
 ) -> Model:
     """The edge-popup network of ``model`` as an engine ``Model`` over ``{"scores", "free", "frozen"}``.
 

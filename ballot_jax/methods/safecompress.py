@@ -198,11 +198,14 @@ class SafeCompress:
 
     def plan(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
         """Budget, the phase config, the ERK counts and the update steps of a run."""
+        if self.fairness_metric not in ("mcd", "cwv") and task.data.info.num_classes != 2:
+            raise ValueError(f"fairness_metric {self.fairness_metric!r} needs binary targets")
         mask = init_state(task, config).mask
-        budget = budget_steps(config, len(level_plan(mask, sparsity, self.fraction)))
+        levels = len(level_plan(mask, sparsity, self.fraction))
+        budget = budget_steps(config, levels)
         every = self.update_every or max(1, budget // 10)
         return {
-            "levels": len(level_plan(mask, sparsity, self.fraction)),
+            "levels": levels,
             "budget": budget,
             "train_config": dataclasses.replace(config, steps=budget, rewind_step=0),
             "keep_counts": erk_keep_counts(mask, sparsity),
