@@ -1,0 +1,195 @@
+"""experiments/: the whole comparison end to end on a tiny config, skipping, config checks, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from experiments import run
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+PRUNED = ("magnitude", "lth", "safecompress", "fairscratch", "ballot")
+
+
+def tiny_config():
+    """Synthetic biased data (binary target, 2 groups), a one-layer MLP, 20 steps, one level."""
+    config = run.base_config()
+    config.dataset = "synthetic"
+    config.data.num_train = 512
+    config.data.num_val = 128
+    config.data.num_test = 256
+    config.model = "mlp"
+    config.model_kwargs.hidden = (16,)
+    config.train.steps = 20
+    config.train.batch_size = 32  # 4 test devices, 2 groups
+    config.train.rewind_step = 2
+    config.train.checkpoint_every = 0
+    config.methods = ",".join(list(run.METHODS))
+    config.sparsity = 0.5
+    config.seeds = "0"
+    config.fraction = 0.5  # one pruning level
+    config.ballot.score_batches = 1
+    return config
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One full tiny run: (config, workdir, records)."""
+    workdir = tmp_path_factory.mktemp("experiment")
+    config = tiny_config()
+    records = run.run_experiment(config, workdir)
+    return config, workdir, records
+
+
+def test_run_writes_every_report(finished):
+    config, workdir, records = finished
+    methods = run.parse_list(config.methods, str)
+    assert [r["method"] for r in records] == methods
+    for r in records:
+        expected = 0.0 if r["method"] == "dense" else 0.5
+        assert r["target_sparsity"] == expected
+        assert r["sparsity"] == pytest.approx(expected, abs=0.01)
+        assert r["seed"] == 0
+        assert {"accuracy", "cwv", "mcd", "worst_group_accuracy", "demographic_parity_difference"} <= set(r["test"])
+    for name in ("config.json", "results.json", "results.md",
+                 "accuracy_vs_sparsity.png", "cwv_vs_sparsity.png", "mcd_vs_sparsity.png"):
+        assert (workdir / name).is_file() and (workdir / name).stat().st_size > 0, name
+    assert (workdir / "seed_0" / "dense.record.json").is_file()
+    assert (workdir / "seed_0" / "sparsity_0.5" / "lth.record.json").is_file()
+    results = json.loads((workdir / "results.json").read_text())
+    assert [r["method"] for r in results["records"]] == methods
+    lth = next(r for r in results["records"] if r["method"] == "lth")
+    assert set(lth["levels"][0]) >= {"level", "sparsity", "test_accuracy", "test_cwv", "test_mcd"}
+    md = (workdir / "results.md").read_text()
+    for name in methods:
+        assert f"| {name} |" in md, name
+    assert "DP diff" in md  # binary target with a sensitive attribute
+    assert "Fairness improvement of Ballot" in md
+    for name in set(methods) & set(PRUNED) - {"ballot"}:
+        assert any(line.startswith(f"| {name} | 0.5 |") for line in md.splitlines()), name
+
+
+def test_rerun_skips_finished_work(finished, monkeypatch, capsys):
+    config, workdir, records = finished
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a finished experiment must not load data or train again")
+
+    monkeypatch.setattr(run, "build_task", forbidden)
+    monkeypatch.setattr("ballot_jax.engine.loop.Trainer.train", forbidden)
+    again = run.run_experiment(config, workdir)
+    assert [(r["method"], r["test"]) for r in again] == [(r["method"], r["test"]) for r in records]
+    assert "| ballot |" in capsys.readouterr().out  # the table is printed
+
+    # The lists may shrink or grow: a subset is just reported.
+    subset = tiny_config()
+    subset.methods = "dense,lth"
+    assert [r["method"] for r in run.run_experiment(subset, workdir)] == ["dense", "lth"]
+    assert "| magnitude |" not in (workdir / "results.md").read_text()
+
+
+def test_changed_config_fails_clearly(finished):
+    _, workdir, _ = finished
+    changed = tiny_config()
+    changed.train.steps = 30
+    changed.ballot.fairness_weight = 2.0
+    with pytest.raises(run.ConfigMismatchError, match="train.steps: 20 .saved. != 30 .now.") as err:
+        run.run_experiment(changed, workdir)
+    assert "ballot.fairness_weight" in str(err.value)
+    assert "another --workdir" in str(err.value)
+    # Run-only settings may change.
+    relaxed = tiny_config()
+    relaxed.train.checkpoint_every = 7
+    run.check_config(relaxed, workdir)
+
+
+def test_method_registry_and_options():
+    assert list(run.METHODS) == ["dense", "magnitude", "lth", "safecompress", "fairscratch", "ballot"]
+    config = run.base_config()
+    config.fraction = 0.25
+    config.ballot.fairness_weight = 3.0
+    config.ballot.score_split = "val"
+    config.ballot.balanced_sampling = False
+    ballot = run.make_method("ballot", config)
+    assert (ballot.fraction, ballot.score.fairness_weight, ballot.score_split, ballot.balanced_sampling) == (
+        0.25, 3.0, "val", False)
+    assert run.make_method("lth", config).fraction == 0.25
+    assert run.make_method("magnitude", config).finetune_steps is None  # Optional: a placeholder
+    with pytest.raises(ValueError, match="unknown method 'obd'.*valid names: dense"):
+        run.make_method("obd", config)
+    config.methods = "dense,obd"
+    with pytest.raises(ValueError, match="unknown method"):
+        run.resolve_lists(config)
+    with pytest.raises(ValueError, match="unknown options for Ballot"):
+        run.build_method(run.METHOD_CLASSES["ballot"], {"no_such_option": 1})
+
+
+def test_lists_and_sparsity_alias():
+    config = run.base_config()
+    config.methods = " lth, ballot ,lth"
+    config.sparsities = "0.5,0.9"
+    config.seeds = "0,1,2"
+    assert run.resolve_lists(config) == (["lth", "ballot"], [0.5, 0.9], [0, 1, 2])
+    config.sparsity = 0.95
+    assert run.resolve_lists(config)[1] == [0.95]
+    config.sparsity = 1.0
+    with pytest.raises(ValueError, match=r"in \(0, 1\)"):
+        run.resolve_lists(config)
+    assert run.parse_list((0.5, 0.8), float) == [0.5, 0.8]
+    config = run.base_config()
+    config.train.rewind_step = config.train.steps
+    with pytest.raises(ValueError, match="config.train is invalid"):
+        run.train_config(config, 0)
+
+
+def _record(method, sparsity, seed, acc, cwv, mcd):
+    test = {"accuracy": acc, "cwv": cwv, "mcd": mcd, "worst_group_accuracy": acc - 0.1}
+    return {"method": method, "target_sparsity": sparsity, "sparsity": sparsity, "seed": seed,
+            "train_time_s": 1.0, "test": test, "dataset": "fake"}
+
+
+def test_tables_mean_std_and_improvement():
+    records = [
+        _record("dense", 0.0, 0, 0.9, 0.010, 0.2), _record("dense", 0.0, 1, 0.9, 0.010, 0.2),
+        _record("lth", 0.8, 0, 0.80, 0.020, 0.4), _record("lth", 0.8, 1, 0.84, 0.020, 0.4),
+        _record("ballot", 0.8, 0, 0.85, 0.010, 0.3), _record("ballot", 0.8, 1, 0.85, 0.010, 0.3),
+    ]
+    md = run.results_markdown(records)
+    assert "| lth | 0.800 | 82.00 ± 2.83 | 0.02000 ± 0.00000 |" in md
+    assert "| lth | 0.8 | +50.0% | +25.0% | +3.00 |" in md  # 1 - 0.01/0.02, 1 - 0.3/0.4
+    assert "DP diff" not in md
+    assert "| dense | 0.8" not in md  # dense is the reference, not a baseline
+
+
+def test_dataset_configs_are_valid():
+    from experiments import celeba, cifar10, cifar100, digits, utkface
+
+    for module in (digits, celeba, cifar10, cifar100, utkface):
+        config = module.get_config()
+        methods, sparsities, seeds = run.resolve_lists(config)
+        assert methods[0] == "dense" and sparsities and seeds
+        run.train_config(config, seeds[0])
+        for name in methods:
+            if name in list(run.METHODS):
+                run.make_method(name, config)
+
+
+def test_cli_with_overrides(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [
+        sys.executable, "-m", "experiments.digits", f"--workdir={tmp_path / 'run'}",
+        "--config.train.steps=10", "--config.train.rewind_step=0", "--config.train.batch_size=40",
+        "--config.methods=dense,magnitude", "--config.sparsity=0.5", "--config.seeds=0",
+        "--config.model_kwargs.hidden=(16,)",
+    ]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "| magnitude | 0.500 |" in proc.stdout
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["train"]["steps"] == 10 and saved["sparsity"] == 0.5 and saved["model_kwargs"]["hidden"] == [16]
+    assert (tmp_path / "run" / "results.md").is_file()
