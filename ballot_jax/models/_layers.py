@@ -1,0 +1,77 @@
+"""Shared building blocks for the conv models: normalisation choice and conv initialiser.
+
+Normalisation (``norm`` argument of every conv model)
+-----------------------------------------------------
+``"group"`` (the default of ResNet-18, VGG-16 and MobileNetV2)
+    GroupNorm normalises each example on its own, so a model behaves identically however the batch
+    is sharded across devices, split into group-stratified sub-batches (``[G, B_g, ...]`` under
+    ``jax.vmap``) or evaluated one example at a time. It has no running statistics, so
+    ``model_state`` is ``{}`` and train and eval mode compute the same function. This makes it the
+    safe default for sharded data parallelism and for per-group gradient passes.
+    The number of groups is the largest divisor of the channel count that is at most 32 and leaves
+    at least two channels per group (64 ch -> 32 groups, 32 -> 16, 8 -> 4).
+``"batch"``
+    BatchNorm with ``use_running_average=not train``, momentum 0.9, epsilon 1e-5 (PyTorch's
+    defaults). Running statistics live in the ``batch_stats`` collection, which
+    :func:`ballot_jax.models.as_engine_model` returns as ``model_state``. No ``axis_name`` is set:
+    under data parallelism each device normalises with its local batch, and the engine averages
+    ``batch_stats`` across devices itself.
+``"none"``
+    No normalisation; convolutions then carry a bias (with a norm layer they don't, as its shift
+    makes a conv bias redundant).
+
+Parameter layout conventions relied on by the pruning library: every conv/dense kernel has
+``ndim > 1``; biases and norm scales/offsets have ``ndim == 1``; the final classifier layer of every
+model is a ``Dense`` named ``"head"`` (``params["head"]["kernel"]``).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from flax import linen as nn
+
+NORMS = ("batch", "group", "none")
+
+# He (Kaiming) normal, fan-in: keeps ReLU activations' scale through depth, even with norm="none".
+conv_init = nn.initializers.he_normal()
+
+
+def check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def num_groups(channels: int, max_groups: int = 32) -> int:
+    """Largest divisor of ``channels`` that is <= max_groups and leaves >= 2 channels per group."""
+    limit = max(1, min(max_groups, channels // 2))
+    for g in range(limit, 0, -1):
+        if channels % g == 0:
+            return g
+    return 1
+
+
+def normalize(norm: str, x: jnp.ndarray, train: bool, name: str | None = None) -> jnp.ndarray:
+    """Apply the chosen normalisation to NHWC ``x``. Call from inside an ``nn.compact`` method."""
+    check_norm(norm)
+    if norm == "batch":
+        return nn.BatchNorm(
+            use_running_average=not train, momentum=0.9, epsilon=1e-5, name=name
+        )(x)
+    if norm == "group":
+        return nn.GroupNorm(num_groups=num_groups(x.shape[-1]), epsilon=1e-5, name=name)(x)
+    return x
+
+
+def conv(features: int, kernel: int, stride: int, norm: str, name: str | None = None, groups: int = 1):
+    """A conv layer with 'SAME'-style symmetric padding, He init, and a bias only when norm='none'."""
+    pad = (kernel - 1) // 2
+    return nn.Conv(
+        features,
+        (kernel, kernel),
+        strides=(stride, stride),
+        padding=((pad, pad), (pad, pad)),
+        feature_group_count=groups,
+        use_bias=(norm == "none"),
+        kernel_init=conv_init,
+        name=name,
+    )
