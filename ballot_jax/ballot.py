@@ -1,24 +1,27 @@
 """Ballot's conflict-detection-based subnetwork selection, as pure functions on pytrees.
 
 Our reconstruction of the paper's description (see docs/method.md for the reasoning). For every
-prunable weight w_i and group g, with per-group gradients g_{g,i} = ∂L_g/∂w_i and group losses L_g:
+prunable weight w_i and group g, from B stratified batches with per-batch group gradients
+g_{g,i,b} = ∂L_{g,b}/∂w_i, their mean ḡ_{g,i}, and the group losses L_g (mean L̄):
 
-    Δ_{g,i}   = −w_i · g_{g,i}                       first-order change of L_g if w_i is removed
-    Δᵃ_i      = (1/G) Σ_g Δ_{g,i}                    ... of the group-balanced loss (accuracy)
-    Δᶠ_i      = (2/G) Σ_g (L_g − L̄) · Δ_{g,i}       ... of the disparity D = Var_g(L_g) (fairness)
-    a_i       = | (1/G) Σ_g sign(Δ_{g,i}) |          group agreement in [0, 1] (AND-mask style)
-    conflict_i = [Δᵃ_i > 0 and Δᶠ_i < 0]             keeping w_i helps accuracy but widens the gap
+    I_{g,i} = ½ · mean_b (w_i · g_{g,i,b})²        removal cost for group g (Taylor/Fisher saliency ≥ 0)
+    Iᵃ_i    = (1/G) Σ_g I_{g,i}                     ... for the group-balanced loss (accuracy)
+    Iᶠ_i    = (2/G) Σ_g (L_g − L̄) · I_{g,i}        ... for the disparity D = Var_g(L_g) (fairness):
+                                                    > 0 if w_i matters most to worse-off groups
+    a_i     = | (1/G) Σ_g sign(ḡ_{g,i}) |            group agreement in [0, 1] (AND-mask style)
+    conflict_i = [Iᶠ_i < 0]                          keeping w_i serves better-off groups: it helps
+                                                    accuracy but widens the gap
 
-Positive Δ means removing the weight hurts. The keep score blends the two removal effects, trusting
-the accuracy effect where the groups agree and the fairness effect where they conflict:
+The keep score blends the two, trusting the accuracy cost where the groups pull w_i the same way
+and the fairness cost where they pull it apart:
 
-    z_i = a_i · Δᵃ_i / σᵃ + λ · (1 − a_i) · Δᶠ_i / σᶠ     (σ: RMS over alive prunable weights)
+    z_i = a_i · Iᵃ_i / σᵃ + λ · (1 − a_i) · Iᶠ_i / σᶠ     (σ: RMS over alive prunable weights)
     s_i = |w_i| · exp(β · tanh(z_i))
 
 so a weight whose removal would widen the gap between groups is kept, one whose removal would narrow
-it is pruned first, and the magnitude prior bounds how far conflicts can reorder weights (a factor
-in [e^−β, e^β]). Ablations: ``use_magnitude=False`` sets |w_i| to 1, ``use_agreement=False`` sets
-a_i to 1/2, ``use_direction=False`` drops the fairness effect (Δᶠ := 0).
+it is pruned first, and the magnitude prior bounds how far the statistics can reorder weights (a
+factor in [e^−β, e^β]). Ablations: ``use_magnitude=False`` sets |w_i| to 1, ``use_agreement=False``
+sets a_i to 1/2, ``use_direction=False`` drops the fairness cost (Iᶠ := 0).
 """
 
 from __future__ import annotations
@@ -52,8 +55,8 @@ class BallotConfig:
 class ConflictStats(NamedTuple):
     """Per-weight statistics, each a tree with the mask's structure (``None`` at unprunable leaves)."""
 
-    accuracy_effect: PyTree  # Δᵃ
-    fairness_effect: PyTree  # Δᶠ
+    accuracy_cost: PyTree  # Iᵃ
+    fairness_cost: PyTree  # Iᶠ
     agreement: PyTree  # a
     conflict: PyTree  # bool
 
@@ -69,27 +72,27 @@ def _prunable_only(tree: PyTree, mask: Mask) -> PyTree:
 
 @jax.jit
 def conflict_stats(params: PyTree, mask: Mask, group_grads: GroupGrads) -> ConflictStats:
-    """Δᵃ, Δᶠ, agreement and conflict for every prunable weight. Jit-able.
+    """Iᵃ, Iᶠ, agreement and conflict for every prunable weight. Jit-able.
 
-    ``group_grads.grads`` has the params' structure with a leading [G] axis; ``group_grads.loss`` [G].
+    ``group_grads`` leaves have the params' shapes with a leading [G] axis; ``loss`` is [G].
     """
     losses = group_grads.loss
     deviation = losses - jnp.mean(losses)
     num_groups = losses.shape[0]
     grads = _prunable_only(group_grads.grads, mask)
+    sq_grads = _prunable_only(group_grads.sq_grads, mask)
     weights = _prunable_only(params, mask)
 
-    def stats(m, w, g):
-        effect = -w[None] * g  # [G, ...]
-        effect = jnp.where(m[None], effect, 0.0)
-        acc = jnp.mean(effect, axis=0)
-        fair = (2.0 / num_groups) * jnp.tensordot(deviation, effect, axes=1)
-        agreement = jnp.abs(jnp.mean(jnp.sign(effect), axis=0))
-        # Conflict needs Δᶠ clearly below 0: round-off of an exactly balanced sum must not count.
-        tol = 1e-6 * jnp.max(jnp.abs(deviation)) * jnp.sum(jnp.abs(effect), axis=0)
-        return acc, fair, agreement, (acc > 0) & (fair < -tol)
+    def stats(m, w, g, g2):
+        cost = jnp.where(m[None], 0.5 * jnp.square(w)[None] * g2, 0.0)  # I_{g,i}: [G, ...]
+        acc = jnp.mean(cost, axis=0)
+        fair = (2.0 / num_groups) * jnp.tensordot(deviation, cost, axes=1)
+        agreement = jnp.where(m, jnp.abs(jnp.mean(jnp.sign(g), axis=0)), 0.0)
+        # Conflict needs Iᶠ clearly below 0: round-off of an exactly balanced sum must not count.
+        tol = 1e-6 * jnp.max(jnp.abs(deviation)) * jnp.sum(cost, axis=0)
+        return acc, fair, agreement, fair < -tol
 
-    per_leaf = _map(stats, mask, weights, grads)
+    per_leaf = _map(stats, mask, weights, grads, sq_grads)
     pick = lambda i: _map(lambda m, t: t[i], mask, per_leaf)  # noqa: E731
     return ConflictStats(pick(0), pick(1), pick(2), pick(3))
 
@@ -113,14 +116,14 @@ def scores(params: PyTree, mask: Mask, stats: ConflictStats, config: BallotConfi
 
 @functools.partial(jax.jit, static_argnames="config")
 def _scores(params, mask, stats, config):
-    acc = _normalise(stats.accuracy_effect, mask)
-    fair = _normalise(stats.fairness_effect, mask)
+    acc = _normalise(stats.accuracy_cost, mask)
+    fair = _normalise(stats.fairness_cost, mask)
     weights = _prunable_only(params, mask)
 
-    def score(m, w, a_eff, f_eff, agree):
+    def score(m, w, a_cost, f_cost, agree):
         a = agree if config.use_agreement else jnp.full_like(agree, 0.5)
-        f = f_eff if config.use_direction else jnp.zeros_like(f_eff)
-        z = a * a_eff + config.fairness_weight * (1.0 - a) * f
+        f = f_cost if config.use_direction else jnp.zeros_like(f_cost)
+        z = a * a_cost + config.fairness_weight * (1.0 - a) * f
         magnitude = jnp.abs(w) if config.use_magnitude else jnp.ones_like(w)
         return magnitude * jnp.exp(config.strength * jnp.tanh(z))
 

@@ -20,9 +20,14 @@ GroupLoss = Callable[[PyTree, Batch], tuple[jax.Array, jax.Array]]
 
 
 class GroupGrads(NamedTuple):
-    """``grads``: the params tree with a leading [G] axis on every leaf; ``loss``, ``accuracy``: [G]."""
+    """Per-group statistics; tree leaves have the params' shapes with a leading [G] axis.
+
+    ``grads``: mean gradient of each group's loss; ``sq_grads``: mean over batches of the squared
+    per-batch group gradient (equal to ``grads ** 2`` for a single batch); ``loss``, ``accuracy``: [G].
+    """
 
     grads: PyTree
+    sq_grads: PyTree
     loss: jax.Array
     accuracy: jax.Array
 
@@ -33,7 +38,7 @@ def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGr
     ``batch`` leaves are ``[G, B_g, ...]``; returns gradients with a leading ``[G]`` axis.
     """
     (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=(None, 0))(params, batch)
-    return GroupGrads(grads, loss, acc)
+    return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
 
 
 def classification_loss(model, model_state: PyTree) -> GroupLoss:
@@ -56,14 +61,19 @@ def make_sharded_group_grads(model, mesh: Mesh, axis_name: str = "data") -> Call
     def local(params, model_state, batch):
         params = jax.tree.map(lambda x: jax.lax.pcast(x, axis_name, to="varying"), params)
         out = per_group_grads(classification_loss(model, model_state), params, batch)
-        return jax.tree.map(lambda x: jax.lax.pmean(x, axis_name), out)
+        grads, loss, acc = jax.tree.map(lambda x: jax.lax.pmean(x, axis_name), (out.grads, out.loss, out.accuracy))
+        # Square the batch's (device-averaged) gradient: squaring per device would change the estimate.
+        return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
 
     spec = P(None, axis_name)
     return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), spec), out_specs=P()))
 
 
 def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, model_state: PyTree, batches: Iterable[Batch]) -> GroupGrads:
-    """Average ``fn(params, model_state, batch)`` over several stratified batches (on device)."""
+    """Average ``fn(params, model_state, batch)`` over several stratified batches (on device).
+
+    ``sq_grads`` becomes the mean of the per-batch squared gradients (not the square of the mean).
+    """
     total, count = None, 0
     for batch in batches:
         out = fn(params, model_state, batch)

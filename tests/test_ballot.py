@@ -20,19 +20,20 @@ def hand_made():
         "w": jnp.array([[[0.0, 0.0, -1.0, -1.0]], [[-1.0, 0.0, 0.0, -1.0]]]),  # [G=2, 1, 4]
         "b": jnp.zeros((2, 1)),
     }
-    gg = GroupGrads(grads, loss=jnp.array([0.2, 1.0]), accuracy=jnp.array([0.9, 0.6]))
+    sq_grads = {k: jnp.square(v) for k, v in grads.items()}  # one batch: mean of squares = square
+    gg = GroupGrads(grads, sq_grads, loss=jnp.array([0.2, 1.0]), accuracy=jnp.array([0.9, 0.6]))
     return params, mask, gg
 
 
 def test_conflict_statistics_known_answers():
     params, mask, gg = hand_made()
     s = ballot.conflict_stats(params, mask, gg)
-    # Δ per group: g0 = [0, 0, 1, 1], g1 = [1, 0, 0, 1]; deviations L - mean = [-0.4, 0.4].
-    np.testing.assert_allclose(s.accuracy_effect["w"][0], [0.5, 0.0, 0.5, 1.0])
-    np.testing.assert_allclose(s.fairness_effect["w"][0], [0.4, 0.0, -0.4, 0.0], atol=1e-7)
+    # I_g = ½ w² g²: group 0 = [0, 0, .5, .5], group 1 = [.5, 0, 0, .5]; L - mean(L) = [-0.4, 0.4].
+    np.testing.assert_allclose(s.accuracy_cost["w"][0], [0.25, 0.0, 0.25, 0.5])
+    np.testing.assert_allclose(s.fairness_cost["w"][0], [0.2, 0.0, -0.2, 0.0], atol=1e-7)
     np.testing.assert_allclose(s.agreement["w"][0], [0.5, 0.0, 0.5, 1.0])
     np.testing.assert_array_equal(s.conflict["w"][0], [False, False, True, False])
-    assert s.accuracy_effect["b"] is None
+    assert s.accuracy_cost["b"] is None
 
 
 def test_score_keeps_minority_weight_over_unneeded_and_majority_only():
@@ -65,7 +66,7 @@ def test_pruned_weights_have_no_effect_and_are_never_revived():
     params, mask, gg = hand_made()
     mask = {"w": jnp.array([[False, True, True, True]]), "b": None}
     s = ballot.conflict_stats(params, mask, gg)
-    assert float(s.accuracy_effect["w"][0, 0]) == 0.0
+    assert float(s.accuracy_cost["w"][0, 0]) == 0.0
     new = ballot.prune(params, mask, gg, 0.34)
     assert not bool(new["w"][0, 0])
     assert int(bj.num_kept(new)) == 3 - round(0.34 * 3)

@@ -55,3 +55,15 @@ def test_sharded_equals_single_device_and_accumulates():
     chex.assert_trees_all_close(results[0], results[1], atol=1e-6)
     single = per_group_grads(classification_loss(model, state), params, batch)
     np.testing.assert_allclose(results[0].loss, single.loss, rtol=1e-6)  # reversed batch: same mean loss
+
+
+def test_sq_grads_average_the_squares_of_per_batch_grads():
+    model, params, state, batch = setup()
+    mesh = data_mesh(jax.devices()[:1])
+    fn = make_sharded_group_grads(model, mesh)
+    other = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else -1), batch)
+    out = mean_group_grads(fn, params, state, [put_batch(batch, mesh, axis=1), put_batch(other, mesh, axis=1)])
+    a = per_group_grads(classification_loss(model, state), params, batch).grads
+    b = per_group_grads(classification_loss(model, state), params, other).grads
+    expected = jax.tree.map(lambda x, y: (x**2 + y**2) / 2, a, b)
+    chex.assert_trees_all_close(out.sq_grads, expected, atol=1e-6)
