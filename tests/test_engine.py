@@ -158,3 +158,20 @@ def test_config_validation():
         TrainConfig(steps=10, rewind_step=10)
     with pytest.raises(ValueError, match="divisible"):
         Trainer(task(4)).train(init_state(task(4), CFG), TrainConfig(steps=5, batch_size=6), 5, data_seed=0)
+
+
+def test_retrain_objective_applies_to_pruning_levels_only(tmp_path):
+    """A zero objective in retraining leaves the rewound weights untouched (no decay, no momentum)."""
+    import jax.numpy as jnp
+
+    cfg = TrainConfig(steps=20, batch_size=16, learning_rate=0.1, weight_decay=0.0, rewind_step=0)
+    t = task()
+    zero = lambda logits, batch: 0.0 * jnp.sum(logits)  # noqa: E731
+    records = run_levels(t, cfg, magnitude, LevelPlan([100], retrain_objective=zero), tmp_path)
+    like = init_state(t, cfg)
+    rewind = checkpoints.load_item(tmp_path / "level_00" / "rewind", like)
+    dense = checkpoints.load_item(tmp_path / "level_00" / "final", like)
+    final = checkpoints.load_item(tmp_path / "level_01" / "final", like)
+    chex.assert_trees_all_equal(final.params, bj.apply_mask(rewind.params, final.mask))
+    assert not np.allclose(dense.params["hidden"]["kernel"], rewind.params["hidden"]["kernel"])
+    assert records[1]["kept"] == 100

@@ -124,14 +124,16 @@ class Trainer:
     def __init__(self, task: Task, objective: Objective = mean_cross_entropy):
         self.task = task
         self.objective = objective
-        self._steps: dict[TrainConfig, Callable] = {}
+        self._steps: dict[tuple[TrainConfig, Objective], Callable] = {}
         self.predict = make_predict(task.model)
 
-    def step_fn(self, config: TrainConfig) -> Callable:
-        if config not in self._steps:
+    def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
+        objective = objective or self.objective
+        key = (config, objective)
+        if key not in self._steps:
             tx = masked(make_optimizer(config), None)  # the mask is read from the state
-            self._steps[config] = make_train_step(self.task.model, tx, self.task.mesh, self.objective)
-        return self._steps[config]
+            self._steps[key] = make_train_step(self.task.model, tx, self.task.mesh, objective)
+        return self._steps[key]
 
     def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
         """Global batch for ``step``: shuffled, or group-balanced when ``config.balanced_sampling``."""
@@ -161,17 +163,19 @@ class Trainer:
         ckpt_dir: str | pathlib.Path | None = None,
         on_step: Callable[[TrainState], None] | None = None,
         desc: str = "train",
+        objective: Objective | None = None,
     ) -> TrainState:
         """Train from ``state.step`` up to ``until_step`` (exclusive end), resuming from ``ckpt_dir``.
 
-        ``on_step(state)`` runs before every step (used to save the rewind point).
+        ``on_step(state)`` runs before every step (used to save the rewind point); ``objective``
+        replaces the trainer's default loss for this phase.
         """
         check_divisible(config.batch_size, self.task.mesh)
         periodic = checkpoints.Periodic(ckpt_dir) if ckpt_dir is not None else None
         if periodic is not None and periodic.latest_step() is not None:
             state = periodic.restore(periodic.latest_step(), state)
             log(f"{desc}: resumed at step {int(state.step)}")
-        step_fn = self.step_fn(config)
+        step_fn = self.step_fn(config, objective)
         start = int(state.step)
         stats = {}
         with bar(until_step, desc, initial=start) as progress:
@@ -212,6 +216,7 @@ class LevelPlan:
     keep_counts: Sequence[int]
     rewind: bool = True
     retrain: TrainConfig | None = None
+    retrain_objective: Objective | None = None  # the loss of levels >= 1 (default: the trainer's)
 
 
 def _level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
@@ -274,13 +279,13 @@ def run_levels(
             start = reset_optimizer(state, retrain, mask)
         state, record = _run_phase(
             trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + 1000 * level,
-            desc=f"{name} level {level}", level=level,
+            desc=f"{name} level {level}", level=level, objective=plan.retrain_objective,
         )
         records.append(record)
     return records
 
 
-def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None):
+def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None, objective=None):
     """Train one level (or load it if finished), evaluate, and write its record."""
     final_path, record_path = directory / "final", directory / "record.json"
     if checkpoints.item_exists(final_path) and record_path.exists():
@@ -288,7 +293,8 @@ def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc
         return state, checkpoints.read_json(record_path)
     t0 = time.perf_counter()
     state = trainer.train(
-        state, config, until_step, data_seed=data_seed, ckpt_dir=directory / "ckpt", on_step=on_step, desc=desc
+        state, config, until_step, data_seed=data_seed, ckpt_dir=directory / "ckpt", on_step=on_step, desc=desc,
+        objective=objective,
     )
     train_time = time.perf_counter() - t0
     checkpoints.save_item(final_path, state)

@@ -3,9 +3,11 @@
 Each level: (1) estimate per-group gradients and losses of the previous level's trained weights with
 one sharded, vmapped pass per group-stratified batch, averaged over ``score_batches`` batches;
 (2) score every prunable weight with ``ballot_jax.ballot.scores`` (conflict detection) and keep the
-top ``keep_counts[level]``; (3) refined training: rewind the weights to θ_k and retrain with a
-fresh warm-up + cosine learning-rate schedule per level (or, with ``lr="rewind"``, LTH-style
-learning-rate rewinding) on group-balanced batches. Same budget as Standard LTH: T − k steps a level.
+top ``keep_counts[level]``; (3) refined training: rewind the weights to θ_k and retrain with
+LTH-style learning-rate rewinding (``lr="rewind"``, default) or a fresh warm-up + cosine schedule
+per level (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising cross-entropy
+plus μ times the variance of the batch's group losses (the disparity D the selection measures).
+Same budget as Standard LTH: T − k steps a level.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.samplers import group_index, stratified_batch
 from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
 from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.methods.fairscratch import fair_objective
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,9 +32,10 @@ class Ballot:
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
     score_split: str = "train"  # "train" | "val": the data the conflict statistics are measured on
-    lr: str = "warmup_cosine"  # refined training: "warmup_cosine" per level | "rewind" (as LTH)
+    lr: str = "rewind"  # refined training: "rewind" (LTH's LR rewinding) | "warmup_cosine" per level
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
-    balanced_sampling: bool = True  # refined training on group-balanced batches
+    balanced_sampling: bool = False  # refined training on group-balanced batches
+    disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · Var_g(batch group losses)
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig) -> TrainConfig:
@@ -76,6 +80,7 @@ class Ballot:
         plan = LevelPlan(
             level_plan(init_state(task, config).mask, sparsity, self.fraction),
             retrain=self.retrain_config(config),
+            retrain_objective=fair_objective(task.data.info.num_groups, "loss_var", self.disparity_weight),
         )
         levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)
