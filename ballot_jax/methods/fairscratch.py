@@ -3,20 +3,29 @@
 Edge-popup over frozen random weights, with a fairness surrogate added to the loss:
 
 1. Budget. ``B = config.steps * (levels + 1)`` optimizer steps, the iterative-pruning budget at this
-   sparsity (``levels = len(level_plan(mask, sparsity, fraction))``), one run with the config's
-   optimizer and a learning-rate schedule over ``B``.
+   sparsity (``levels = len(level_plan(mask, sparsity, fraction))``), one run with a learning-rate
+   schedule over ``B``. The optimizer is FairScratch's own (edge-popup's recipe), not the run's:
+   ``score_optimizer`` "sgd" with ``score_momentum`` 0.9, ``score_learning_rate`` 0.1,
+   ``score_weight_decay`` 0, ``score_schedule`` "cosine" (the run's ``warmup_steps``, batch size,
+   sampling, checkpointing and seed are kept). It updates the scores and the unprunable params.
 2. Frozen weights. θ_0 is the engine's dense init (same seed, same weights the other methods start
-   from). Every prunable weight is replaced by the signed constant sign(w_0)·std(layer's w_0) (the
-   edge-popup "signed Kaiming constant", with the layer's empirical init std; ``weight_init="init"``
-   keeps w_0 itself) and never changes. Unprunable params (biases, norm scales, any leaf the
-   ``prunable`` filter rejects) are trained normally.
+   from). Every prunable weight is replaced by a signed constant and never changes:
+   ``weight_init="signed_kaiming"`` (default): sign(w_0)·√(2 / fan_in) (edge-popup's "signed Kaiming
+   constant", ReLU gain); "signed_constant": sign(w_0)·std(layer's w_0); "init": w_0 itself. With
+   ``scale_fan`` (off by default) the weights are further divided by √density, density = k / N
+   (edge-popup's ``scale_fan``: the fan-in that survives pruning; it makes the initial logits larger,
+   which with λ = 1 can let the "loss_var" surrogate collapse a small CNN to constant outputs).
+   Unprunable params (biases, norm scales, any leaf the ``prunable`` filter rejects) are trained
+   normally.
 3. Scores. Every prunable weight has a learnable real score s, initialised U(−1/√fan_in, 1/√fan_in)
    (fan_in = product of all kernel dimensions but the last; edge-popup's Kaiming-uniform init).
 4. Forward pass. m = top-k of |s| with exactly k = ``num_keep_for_sparsity(N, sparsity)`` weights
    kept: ranked globally (``scope="global"``, default) or per layer (``scope="layer"``: k split
    over layers in proportion to their sizes, rounded so the total is exactly k). The network runs on
-   w·m. Straight-through estimator: ∂m/∂s := 1, so ∂L/∂s = ∂L/∂(w·m)·w for every weight, kept or not
-   (the forward value is exactly w·m: m_ste = sg(m) + (s − sg(s))).
+   w·m. Straight-through estimator through the |s| the mask ranks: ∂m/∂|s| := 1, so
+   ∂L/∂s = ∂L/∂(w·m)·w·sign(s) for every weight, kept or not (the forward value is exactly w·m:
+   m_ste = sg(m) + (|s| − sg(|s|))). A gradient step thus moves |s| (the ranking key) the same way
+   for positive and negative scores.
 5. Loss = cross-entropy + λ·surrogate (λ = ``fairness_weight``, default 1.0), per device shard:
    "dp" (binary targets): max − min over the groups in the batch of the mean predicted P(y=1);
    "eo" (binary): the same among examples with y = 1; "loss_var": population variance of the
@@ -127,6 +136,14 @@ def fair_objective(num_groups: int, kind: str, weight: float) -> Callable[[jax.A
 # The score network
 
 
+WEIGHT_INITS = ("signed_kaiming", "signed_constant", "init")
+
+
+def fan_in(shape: Sequence[int]) -> int:
+    """Product of all kernel dimensions but the last (Dense: inputs; conv HWIO: H·W·I)."""
+    return max(1, int(np.prod(shape[:-1])))
+
+
 def signed_constant(params: PyTree, template: Mask) -> PyTree:
     """sign(w)·std(w) per prunable leaf (sign(0) := +1), ``None`` at unprunable leaves."""
 
@@ -139,6 +156,33 @@ def signed_constant(params: PyTree, template: Mask) -> PyTree:
     return jax.tree.map(leaf, template, params, is_leaf=is_unprunable)
 
 
+def signed_kaiming(params: PyTree, template: Mask, gain: float = float(np.sqrt(2.0))) -> PyTree:
+    """sign(w)·gain/√fan_in per prunable leaf (sign(0) := +1), ``None`` at unprunable leaves."""
+
+    def leaf(m, w):
+        if m is None:
+            return None
+        c = gain / np.sqrt(fan_in(jnp.shape(w)))
+        return jnp.where(w < 0, -c, c).astype(w.dtype)
+
+    return jax.tree.map(leaf, template, params, is_leaf=is_unprunable)
+
+
+def frozen_weights(params: PyTree, template: Mask, weight_init: str, scale: float = 1.0) -> PyTree:
+    """The frozen prunable weights of ``weight_init`` (see ``WEIGHT_INITS``) times ``scale``."""
+    if weight_init == "signed_kaiming":
+        frozen = signed_kaiming(params, template)
+    elif weight_init == "signed_constant":
+        frozen = signed_constant(params, template)
+    elif weight_init == "init":
+        frozen = jax.tree.map(lambda m, p: None if m is None else p, template, params, is_leaf=is_unprunable)
+    else:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
+    if scale == 1.0:
+        return frozen
+    return jax.tree.map(lambda w: (w * scale).astype(w.dtype), frozen)
+
+
 def init_scores(key: jax.Array, template: Mask) -> PyTree:
     """U(−1/√fan_in, 1/√fan_in) per prunable leaf (fan_in: all kernel dims but the last)."""
     leaves, treedef = jax.tree.flatten(template, is_leaf=is_unprunable)
@@ -148,7 +192,7 @@ def init_scores(key: jax.Array, template: Mask) -> PyTree:
             out.append(None)
             continue
         shape = jnp.shape(m)
-        bound = 1.0 / np.sqrt(max(1, int(np.prod(shape[:-1]))))
+        bound = 1.0 / np.sqrt(fan_in(shape))
         out.append(jax.random.uniform(jax.random.fold_in(key, i), shape, jnp.float32, -bound, bound))
         i += 1
     return jax.tree.unflatten(treedef, out)
@@ -177,7 +221,9 @@ def top_k_mask(scores: PyTree, counts: Sequence[int] | int) -> Mask:
 def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -> PyTree:
     """The plain model's params: frozen·mask at prunable leaves, the free params elsewhere.
 
-    With ``straight_through`` the value is the same but ∂/∂score = ∂/∂(w·m)·w (edge-popup's STE).
+    With ``straight_through`` the value is the same but ∂/∂s = ∂/∂(w·m)·w·sign(s) (edge-popup's STE
+    through the |s| that ``top_k_mask`` ranks: every step moves |s| in the direction that lowers the
+    loss, whatever the sign of s).
     """
 
     def leaf(m, w, s, f):
@@ -185,7 +231,8 @@ def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -
             return f
         w = jax.lax.stop_gradient(w)
         if straight_through:
-            m_ste = jax.lax.stop_gradient(m.astype(w.dtype)) + (s - jax.lax.stop_gradient(s)).astype(w.dtype)
+            a = jnp.abs(s)
+            m_ste = jax.lax.stop_gradient(m.astype(w.dtype)) + (a - jax.lax.stop_gradient(a)).astype(w.dtype)
             return w * m_ste
         return jnp.where(m, w, jnp.zeros_like(w))
 
@@ -201,24 +248,29 @@ def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -
 def scored_model(
     model: Model,
     counts: Sequence[int] | int,
-    weight_init: str = "signed_constant",
+    weight_init: str = "signed_kaiming",
     prunable: Prunable = default_prunable,
+    scale_fan: bool = False,
 ) -> Model:
     """The edge-popup network of ``model`` as an engine ``Model`` over ``{"scores", "free", "frozen"}``.
 
-    ``init(rng, x)`` runs ``model.init(rng, x)`` (θ_0) and derives the frozen weights and scores;
+    ``init(rng, x)`` runs ``model.init(rng, x)`` (θ_0) and derives the frozen weights
+    (``frozen_weights``; with ``scale_fan`` divided by √(k / N), the kept fraction) and scores;
     ``apply`` materialises frozen·top-k(|scores|) with the straight-through estimator and runs
     ``model.apply`` on it.
     """
-    if weight_init not in ("signed_constant", "init"):
-        raise ValueError(f"weight_init must be 'signed_constant' or 'init', got {weight_init!r}")
+    if weight_init not in WEIGHT_INITS:
+        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
 
     def init(rng, x):
         params, model_state = model.init(rng, x)
         template = make_mask(params, prunable)
-        frozen = signed_constant(params, template) if weight_init == "signed_constant" else jax.tree.map(
-            lambda m, p: None if m is None else p, template, params, is_leaf=is_unprunable
-        )
+        scale = 1.0
+        if scale_fan:
+            total = sum(int(np.size(m)) for m in mask_leaves(template))
+            kept = int(np.sum(counts)) if not isinstance(counts, (int, np.integer)) else int(counts)
+            scale = float(1.0 / np.sqrt(max(kept, 1) / max(total, 1)))
+        frozen = frozen_weights(params, template, weight_init, scale)
         free = jax.tree.map(lambda m, p: p if m is None else None, template, params, is_leaf=is_unprunable)
         scores = init_scores(jax.random.fold_in(rng, 3), template)
         return {"scores": scores, "free": free, "frozen": frozen}, model_state
@@ -254,29 +306,58 @@ class FairScratch:
 
     fraction: float = 0.2  # only sets the budget: that of iterative pruning at this rate
     scope: str = "global"  # top-k over all prunable weights ("global") or per layer ("layer")
-    weight_init: str = "signed_constant"  # frozen weights: sign(w_0)·std(layer) | "init": w_0
+    # frozen weights: sign(w_0)·√(2/fan_in) | "signed_constant": sign(w_0)·std(layer's w_0) | "init": w_0
+    weight_init: str = "signed_kaiming"
+    scale_fan: bool = False  # divide the frozen weights by √density (density = kept / prunable)
     surrogate: str = "auto"  # "auto" ("dp" if binary else "loss_var") | "dp" | "eo" | "loss_var"
     fairness_weight: float = 1.0  # λ in CE + λ·surrogate
+    # FairScratch's own optimizer (edge-popup's recipe), used instead of the run's optimizer settings
+    # for the scores and the unprunable params; the step budget, batch size and sampling are the run's.
+    score_optimizer: str = "sgd"  # "sgd" (with score_momentum) | "adam" | "adamw"
+    score_learning_rate: float = 0.1
+    score_momentum: float = 0.9
+    score_weight_decay: float = 0.0  # on the scores and the unprunable params
+    score_schedule: str = "cosine"  # over the whole budget; "constant" | "cosine" | "warmup_cosine" | "step"
     name: str = "fairscratch"
 
     def __post_init__(self):
         if self.scope not in ("global", "layer"):
             raise ValueError(f"scope must be 'global' or 'layer', got {self.scope!r}")
+        if self.weight_init not in WEIGHT_INITS:
+            raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {self.weight_init!r}")
+        if self.score_optimizer not in ("sgd", "adam", "adamw"):
+            raise ValueError(f"score_optimizer must be sgd, adam or adamw, got {self.score_optimizer!r}")
+        if self.score_schedule not in ("constant", "cosine", "warmup_cosine", "step"):
+            raise ValueError(f"unknown score_schedule {self.score_schedule!r}")
+        if not self.score_learning_rate > 0:
+            raise ValueError("score_learning_rate must be > 0")
+        if self.score_weight_decay < 0:
+            raise ValueError("score_weight_decay must be >= 0")
         if self.surrogate not in SURROGATES:
             raise ValueError(f"surrogate must be one of {SURROGATES}, got {self.surrogate!r}")
         if self.fairness_weight < 0:
             raise ValueError("fairness_weight must be >= 0")
+
+    def train_config(self, config: TrainConfig, budget: int) -> TrainConfig:
+        """The run's ``config`` over ``budget`` steps with FairScratch's own optimizer settings."""
+        return dataclasses.replace(
+            config, steps=budget, rewind_step=0, optimizer=self.score_optimizer,
+            learning_rate=self.score_learning_rate, momentum=self.score_momentum,
+            weight_decay=self.score_weight_decay, schedule=self.score_schedule,
+        )
 
     def setup(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
         """Budget, the score network's task and trainer, and its initial (frozen-masked) state."""
         template = init_state(task, config).mask
         levels = len(level_plan(template, sparsity, self.fraction))
         budget = budget_steps(config, levels)
-        cfg = dataclasses.replace(config, steps=budget, rewind_step=0)
+        cfg = self.train_config(config, budget)
         counts = keep_counts(template, sparsity, self.scope)
         info = task.data.info
         kind = resolve_surrogate(self.surrogate, info.num_classes)
-        scored_task = Task(scored_model(task.model, counts, self.weight_init), task.data, task.mesh)
+        scored_task = Task(
+            scored_model(task.model, counts, self.weight_init, scale_fan=self.scale_fan), task.data, task.mesh
+        )
         trainer = Trainer(scored_task, objective=fair_objective(info.num_groups, kind, self.fairness_weight))
         return {
             "levels": levels,
@@ -337,7 +418,11 @@ class FairScratch:
         }
         record = finish_record(
             self.name, sparsity, final, budget_steps=s["budget"], scope=self.scope, surrogate=s["surrogate"],
-            fairness_weight=self.fairness_weight, weight_init=self.weight_init,
+            fairness_weight=self.fairness_weight, weight_init=self.weight_init, scale_fan=self.scale_fan,
+            optimizer={
+                "optimizer": cfg.optimizer, "learning_rate": cfg.learning_rate, "momentum": cfg.momentum,
+                "weight_decay": cfg.weight_decay, "schedule": cfg.schedule,
+            },
         )
         checkpoints.write_json(record_path, record)
         log(
