@@ -16,6 +16,7 @@ from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, set_m
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.methods import fairscratch as fs
 from ballot_jax.methods import safecompress as sc
+from ballot_jax import objectives
 from ballot_jax.methods.fairscratch import FairScratch
 from ballot_jax.methods.safecompress import SafeCompress
 from ballot_jax.pruning import distribute_keep_counts, erk_keep_counts, random_mask
@@ -248,26 +249,26 @@ def biased_batch():
 @pytest.mark.parametrize("kind", ["dp", "eo", "loss_var"])
 def test_fairness_surrogate_differentiable_and_nonzero_on_biased_batch(kind):
     logits, batch = biased_batch()
-    value, grad = jax.value_and_grad(lambda z: fs.fairness_surrogate(z, batch, 3, kind))(logits)  # group 2 absent
+    value, grad = jax.value_and_grad(lambda z: objectives.fairness_surrogate(z, batch, 3, kind))(logits)  # group 2 absent
     assert float(value) > 0.01
     assert np.all(np.isfinite(grad)) and float(jnp.abs(grad).sum()) > 0
     # a batch whose groups look alike has no disparity
     same = {"y": jnp.array([1, 0, 1, 0]), "group": jnp.array([0, 0, 1, 1])}
     z = jnp.array([[0.0, 1.0], [1.0, 0.0], [0.0, 1.0], [1.0, 0.0]])
-    assert float(fs.fairness_surrogate(z, same, 2, kind)) == pytest.approx(0.0, abs=1e-6)
+    assert float(objectives.fairness_surrogate(z, same, 2, kind)) == pytest.approx(0.0, abs=1e-6)
     one_group = {"y": batch["y"], "group": jnp.zeros(6, jnp.int32)}
-    assert float(fs.fairness_surrogate(logits, one_group, 2, kind)) == 0.0
+    assert float(objectives.fairness_surrogate(logits, one_group, 2, kind)) == 0.0
 
 
 def test_fair_objective_adds_lambda_times_surrogate():
     logits, batch = biased_batch()
     ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-    sur = fs.fairness_surrogate(logits, batch, 2, "dp")
-    assert float(fs.fair_objective(2, "dp", 0.0)(logits, batch)) == pytest.approx(float(ce))
-    assert float(fs.fair_objective(2, "dp", 2.5)(logits, batch)) == pytest.approx(float(ce + 2.5 * sur))
-    assert fs.resolve_surrogate("auto", 2) == "dp" and fs.resolve_surrogate("auto", 10) == "loss_var"
+    sur = objectives.fairness_surrogate(logits, batch, 2, "dp")
+    assert float(objectives.fair_objective(2, "dp", 0.0)(logits, batch)) == pytest.approx(float(ce))
+    assert float(objectives.fair_objective(2, "dp", 2.5)(logits, batch)) == pytest.approx(float(ce + 2.5 * sur))
+    assert objectives.resolve_surrogate("auto", 2) == "dp" and objectives.resolve_surrogate("auto", 10) == "loss_var"
     with pytest.raises(ValueError):
-        fs.resolve_surrogate("eo", 10)
+        objectives.resolve_surrogate("eo", 10)
 
 
 @pytest.mark.parametrize("scope", ["global", "layer"])

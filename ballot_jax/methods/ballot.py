@@ -22,7 +22,7 @@ from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.samplers import group_index, stratified_batch
 from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
 from ballot_jax.methods.base import Record, finish_record, level_plan
-from ballot_jax.methods.fairscratch import fair_objective
+from ballot_jax.objectives import fair_objective
 
 
 @dataclasses.dataclass(frozen=True)
