@@ -89,6 +89,23 @@ def apply_mask(params: PyTree, mask: Mask) -> PyTree:
     )
 
 
+def map_prunable_with_keys(fn: Callable[[jax.Array, jax.Array], Any], key: jax.Array, mask: Mask) -> PyTree:
+    """``fn(fold_in(key, i), leaf)`` for the i-th prunable leaf of ``mask``, ``None`` elsewhere.
+
+    The one way this library draws per-leaf randomness (random masks, scores), so equal keys give
+    equal draws everywhere.
+    """
+    leaves, treedef = jax.tree.flatten(mask, is_leaf=is_unprunable)
+    out, i = [], 0
+    for m in leaves:
+        if m is None:
+            out.append(None)
+            continue
+        out.append(fn(jax.random.fold_in(key, i), m))
+        i += 1
+    return jax.tree.unflatten(treedef, out)
+
+
 def mask_leaves(mask: Mask) -> list[jax.Array]:
     """The prunable (non-``None``) leaves of ``mask``, in tree-flatten order."""
     return [m for m in jax.tree.leaves(mask, is_leaf=is_unprunable) if m is not None]

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ballot_jax.masks import Mask, is_unprunable, mask_leaves
+from ballot_jax.masks import Mask, is_unprunable, map_prunable_with_keys, mask_leaves
 
 PyTree = Any
 Scope = Literal["global", "layer"]
@@ -259,22 +259,19 @@ def random_mask(key: jax.Array, mask: Mask, keep_counts: Sequence[int]) -> Mask:
     With an all-ones ``mask`` (``make_mask(params)``) and ``erk_keep_counts`` this is the ERK random
     initial mask of dynamic sparse training. Each leaf draws from its own key (``fold_in(key, i)``).
     """
-    leaves, treedef = jax.tree.flatten(mask, is_leaf=is_unprunable)
     alive = _alive_counts(mask)
     if len(keep_counts) != len(alive):
         raise ValueError(f"need one count per prunable leaf ({len(alive)}), got {len(keep_counts)}")
     if any(not 0 <= int(k) <= a for k, a in zip(keep_counts, alive)):
         raise ValueError(f"keep_counts {list(keep_counts)} exceed the alive counts {alive}")
-    scores, i = [], 0
-    for m in leaves:
-        if m is None:
-            scores.append(None)
-            continue
-        scores.append(jax.random.uniform(jax.random.fold_in(key, i), jnp.shape(m)))
-        i += 1
     return keep_top_k_per_leaf(
-        jax.tree.unflatten(treedef, scores), mask, jnp.asarray([int(k) for k in keep_counts], jnp.int32)
+        uniform_scores(key, mask), mask, jnp.asarray([int(k) for k in keep_counts], jnp.int32)
     )
+
+
+def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
+    """U(0, 1) scores for every prunable leaf (leaf i from ``fold_in(key, i)``), ``None`` elsewhere."""
+    return map_prunable_with_keys(lambda k, m: jax.random.uniform(k, jnp.shape(m)), key, mask)
 
 
 __all__ = [
@@ -288,6 +285,7 @@ __all__ = [
     "prune",
     "prune_to_count",
     "prune_to_sparsity",
+    "uniform_scores",
     "pruning_plan",
     "random_mask",
     "rounds_to_reach",

@@ -59,7 +59,16 @@ from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
 from ballot_jax.engine.model import Model
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import TrainState, evaluate, make_predict
-from ballot_jax.masks import Mask, Prunable, default_prunable, is_unprunable, make_mask, mask_leaves, sparsity_summary
+from ballot_jax.masks import (
+    Mask,
+    Prunable,
+    default_prunable,
+    is_unprunable,
+    make_mask,
+    map_prunable_with_keys,
+    mask_leaves,
+    sparsity_summary,
+)
 from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
 from ballot_jax.objectives import SURROGATES, fair_objective, resolve_surrogate
 from ballot_jax.optim import with_mask
@@ -119,17 +128,12 @@ def frozen_weights(params: PyTree, template: Mask, weight_init: str, scale: floa
 
 def init_scores(key: jax.Array, template: Mask) -> PyTree:
     """U(−1/√fan_in, 1/√fan_in) per prunable leaf (fan_in: all kernel dims but the last)."""
-    leaves, treedef = jax.tree.flatten(template, is_leaf=is_unprunable)
-    out, i = [], 0
-    for m in leaves:
-        if m is None:
-            out.append(None)
-            continue
-        shape = jnp.shape(m)
-        bound = 1.0 / np.sqrt(fan_in(shape))
-        out.append(jax.random.uniform(jax.random.fold_in(key, i), shape, jnp.float32, -bound, bound))
-        i += 1
-    return jax.tree.unflatten(treedef, out)
+
+    def draw(k, m):
+        bound = 1.0 / np.sqrt(fan_in(jnp.shape(m)))
+        return jax.random.uniform(k, jnp.shape(m), jnp.float32, -bound, bound)
+
+    return map_prunable_with_keys(draw, key, template)
 
 
 def keep_counts(template: Mask, sparsity: float, scope: str) -> list[int] | int:

@@ -55,7 +55,7 @@ from ballot_jax.engine.steps import TrainState, mean_cross_entropy
 from ballot_jax.masks import Mask, is_unprunable, mask_leaves, sparsity_summary
 from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
 from ballot_jax.optim import MaskedState
-from ballot_jax.pruning import erk_keep_counts, keep_top_k_per_leaf, random_mask
+from ballot_jax.pruning import erk_keep_counts, keep_top_k_per_leaf, random_mask, uniform_scores
 
 PyTree = Any
 
@@ -117,15 +117,7 @@ def drop_and_grow(params: PyTree, mask: Mask, grow_scores: PyTree, counts: Seque
 
 def random_grow_scores(key: jax.Array, mask: Mask) -> PyTree:
     """Uniform random scores for every prunable leaf (leaf i from ``fold_in(key, i)``)."""
-    leaves, treedef = jax.tree.flatten(mask, is_leaf=is_unprunable)
-    out, i = [], 0
-    for m in leaves:
-        if m is None:
-            out.append(None)
-        else:
-            out.append(jax.random.uniform(jax.random.fold_in(key, i), jnp.shape(m)))
-            i += 1
-    return jax.tree.unflatten(treedef, out)
+    return uniform_scores(key, mask)
 
 
 def start_with_mask(state: TrainState, mask: Mask, config: TrainConfig) -> TrainState:
