@@ -125,6 +125,7 @@ class Trainer:
         self.task = task
         self.objective = objective
         self._steps: dict[tuple[TrainConfig, Objective], Callable] = {}
+        self._group_members: list[np.ndarray] | None = None
         self.predict = make_predict(task.model)
 
     def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
@@ -149,9 +150,9 @@ class Trainer:
         return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx]}
 
     def _members(self) -> list[np.ndarray]:
-        if not hasattr(self, "_members_cache"):
-            self._members_cache = group_index(self.task.data.train.group, self.task.data.info.num_groups)
-        return self._members_cache
+        if self._group_members is None:
+            self._group_members = group_index(self.task.data.train.group, self.task.data.info.num_groups)
+        return self._group_members
 
     def train(
         self,
@@ -177,7 +178,6 @@ class Trainer:
             log(f"{desc}: resumed at step {int(state.step)}")
         step_fn = self.step_fn(config, objective)
         start = int(state.step)
-        stats = {}
         with bar(until_step, desc, initial=start) as progress:
             for step in range(start, until_step):
                 if on_step is not None:
@@ -185,7 +185,7 @@ class Trainer:
                 batch = put_batch(self.batch(config, step, data_seed), self.task.mesh)
                 state, stats = step_fn(state, batch)
                 progress.update(1)
-                if step % 20 == 0 or step == until_step - 1:
+                if not progress.disable and (step % 20 == 0 or step == until_step - 1):  # syncs the host
                     progress.set_postfix(loss=f"{float(stats['loss']):.3f}", acc=f"{float(stats['accuracy']):.3f}")
                 done = step + 1
                 if periodic is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < until_step:
