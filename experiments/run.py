@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 from ml_collections import config_dict
 
+from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, TrainConfig
 from ballot_jax.methods import METHODS as METHOD_CLASSES
 
@@ -273,7 +274,7 @@ def check_config(config: config_dict.ConfigDict, workdir: pathlib.Path) -> None:
 
 def save_config(config: config_dict.ConfigDict, workdir: pathlib.Path) -> None:
     """Write ``workdir/config.json`` (after :func:`check_config`)."""
-    _write_json(workdir / "config.json", config_to_json(config))
+    checkpoints.write_json(workdir / "config.json", config_to_json(config))
 
 
 def train_config(config: config_dict.ConfigDict, seed: int) -> TrainConfig:
@@ -301,12 +302,6 @@ def _is_writer() -> bool:
     import jax
 
     return jax.process_index() == 0
-
-
-def _write_json(path: pathlib.Path, obj: Any) -> None:
-    from ballot_jax.engine import checkpoints
-
-    checkpoints.write_json(path, obj)
 
 
 def sparsity_name(sparsity: float) -> str:
@@ -421,7 +416,7 @@ def run_experiment(config: config_dict.ConfigDict, workdir: str | pathlib.Path) 
             task, train_configs[seed], sparsity, directory, dense_dir=workdir / f"seed_{seed}" / "dense"
         )
         record = {**record, "seed": seed, "dataset": config.dataset, "wall_time_s": time.perf_counter() - t0}
-        _write_json(path, record)
+        checkpoints.write_json(path, record)
         records.append(record)
         _log(
             f"{where}: test acc {record['test']['accuracy']:.4f}  CWV {record['test']['cwv']:.5f}  "
@@ -607,7 +602,7 @@ def write_results(records: Sequence[Record], config: config_dict.ConfigDict, wor
     """results.json (records without bulky per-level metrics), results.md, and the plots."""
     workdir = pathlib.Path(workdir)
     payload = {"config": config_to_json(config), "records": [summarize_record(r) for r in records]}
-    _write_json(workdir / "results.json", payload)
+    checkpoints.write_json(workdir / "results.json", payload)
     (workdir / "results.md").write_text(results_markdown(records))
     if records:
         write_plots(records, workdir)

@@ -55,7 +55,7 @@ from ballot_jax.engine.steps import TrainState, mean_cross_entropy
 from ballot_jax.masks import Mask, is_unprunable, mask_leaves, sparsity_summary
 from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
 from ballot_jax.optim import MaskedState
-from ballot_jax.pruning import erk_keep_counts, keep_top_k_per_leaf, random_mask, uniform_scores
+from ballot_jax.pruning import erk_keep_counts, keep_top_k_per_leaf, magnitude_scores, random_mask, uniform_scores
 
 PyTree = Any
 
@@ -109,15 +109,10 @@ def drop_and_grow(params: PyTree, mask: Mask, grow_scores: PyTree, counts: Seque
     Ties are broken by position (``pruning.keep_top_k_per_leaf``).
     """
     active = [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
-    magnitude = jax.tree.map(lambda m, p: None if m is None else jnp.abs(p), mask, params, is_leaf=is_unprunable)
+    magnitude = magnitude_scores(params, mask)
     kept = keep_top_k_per_leaf(magnitude, mask, jnp.asarray([a - k for a, k in zip(active, counts)], jnp.int32))
     grown = keep_top_k_per_leaf(grow_scores, _invert(mask), jnp.asarray(list(counts), jnp.int32))
     return jax.tree.map(lambda a, b: None if a is None else a | b, kept, grown, is_leaf=is_unprunable)
-
-
-def random_grow_scores(key: jax.Array, mask: Mask) -> PyTree:
-    """Uniform random scores for every prunable leaf (leaf i from ``fold_in(key, i)``)."""
-    return uniform_scores(key, mask)
 
 
 def start_with_mask(state: TrainState, mask: Mask, config: TrainConfig) -> TrainState:
@@ -219,7 +214,7 @@ class SafeCompress:
                     lambda m, g: None if m is None else jnp.abs(g), state.mask, grads, is_leaf=is_unprunable
                 )
             else:
-                scores = random_grow_scores(jax.random.fold_in(key, i), state.mask)
+                scores = uniform_scores(jax.random.fold_in(key, i), state.mask)
             out.append(drop_and_grow(state.params, state.mask, scores, counts))
         return out
 
