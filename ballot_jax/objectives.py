@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-SURROGATES = ("auto", "dp", "eo", "loss_var")
+SURROGATES = ("auto", "dp", "eo", "loss_var", "worst_cell")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -33,11 +33,18 @@ def _group_means(values: jax.Array, groups: jax.Array, weights: jax.Array, num_g
     return total / jnp.maximum(count, 1e-12), count > 0
 
 
-def fairness_surrogate(logits: jax.Array, batch: dict, num_groups: int, kind: str) -> jax.Array:
+def fairness_surrogate(
+    logits: jax.Array, batch: dict, num_groups: int, kind: str, temperature: float = 0.5
+) -> jax.Array:
     """Differentiable group-disparity penalty of one batch (groups absent from it are ignored).
 
     "dp": max − min over groups of mean P(y=1 | x) (binary logits [B, 2]); "eo": the same among
-    examples with y = 1; "loss_var": population variance over groups of the mean cross-entropy.
+    examples with y = 1; "loss_var": population variance over groups of the mean cross-entropy;
+    "worst_cell": Σ_c q_c L_c − mean cross-entropy, where L_c is the mean cross-entropy of the
+    (group, label) cell c = group · C + y (C = ``logits.shape[-1]``) and q = softmax(L / τ) over the
+    cells present, with τ = ``temperature`` and no gradient through q. Its gradient only ever adds
+    weight to the high-loss cells (a soft worst-cell, group-DRO-like reweighting); unlike a variance
+    of losses it cannot be lowered by making the easy cells worse.
     """
     groups = batch["group"].astype(jnp.int32)
     if kind in ("dp", "eo"):
@@ -53,6 +60,13 @@ def fairness_surrogate(logits: jax.Array, batch: dict, num_groups: int, kind: st
         k = jnp.maximum(jnp.sum(present), 1)
         centre = jnp.sum(jnp.where(present, mean, 0.0)) / k
         return jnp.sum(jnp.where(present, (mean - centre) ** 2, 0.0)) / k
+    if kind == "worst_cell":
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
+        num_classes = logits.shape[-1]
+        cells = groups * num_classes + batch["y"].astype(jnp.int32)
+        mean, present = _group_means(ce, cells, jnp.ones_like(ce), num_groups * num_classes)
+        q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(mean) / temperature, -jnp.inf))
+        return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce)
     raise ValueError(f"unknown surrogate {kind!r}; expected one of {SURROGATES[1:]}")
 
 
@@ -67,13 +81,15 @@ def resolve_surrogate(kind: str, num_classes: int) -> str:
     return kind
 
 
-def fair_objective(num_groups: int, kind: str, weight: float) -> Callable[[jax.Array, dict], jax.Array]:
+def fair_objective(
+    num_groups: int, kind: str, weight: float, temperature: float = 0.5
+) -> Callable[[jax.Array, dict], jax.Array]:
     """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``."""
 
     def objective(logits, batch):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
         if weight == 0.0:
             return ce
-        return ce + weight * fairness_surrogate(logits, batch, num_groups, kind)
+        return ce + weight * fairness_surrogate(logits, batch, num_groups, kind, temperature)
 
     return objective

@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -5,6 +6,8 @@ import pytest
 import ballot_jax as bj
 from ballot_jax import ballot
 from ballot_jax.grads import GroupGrads
+from ballot_jax.methods import Ballot
+from ballot_jax.objectives import fairness_surrogate
 
 
 def hand_made():
@@ -77,3 +80,57 @@ def test_bad_fraction(bad):
     params, mask, gg = hand_made()
     with pytest.raises(ValueError, match="fraction"):
         ballot.prune(params, mask, gg, bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# Refined-training disparity D: NumPy reference
+
+
+def _reference_loss_var(logits, y, groups):
+    z = logits - logits.max(axis=1, keepdims=True)
+    ce = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]
+    means = [ce[groups == g].mean() for g in np.unique(groups)]
+    return float(np.var(means))  # population variance over the groups present
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_loss_variance_disparity_equals_numpy_reference(seed):
+    rng = np.random.default_rng(seed)
+    num_classes, num_groups, n = 3, 4, 40
+    logits = rng.normal(size=(n, num_classes)).astype(np.float32)
+    y = rng.integers(0, num_classes, n)
+    group = rng.integers(0, num_groups - 1, n)  # the last group is absent: ignored, not a zero loss
+    got = fairness_surrogate(jnp.asarray(logits), {"y": jnp.asarray(y), "group": jnp.asarray(group)}, num_groups, "loss_var")
+    np.testing.assert_allclose(float(got), _reference_loss_var(logits.astype(np.float64), y, group), rtol=1e-5)
+
+
+
+def _reference_worst_cell(logits, y, groups, temperature):
+    z = logits - logits.max(axis=1, keepdims=True)
+    ce = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]
+    cells = groups * logits.shape[1] + y
+    means = np.array([ce[cells == c].mean() for c in np.unique(cells)])
+    q = np.exp((means - means.max()) / temperature)
+    return float((q / q.sum()) @ means - ce.mean())
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 100.0])
+@pytest.mark.parametrize("seed", range(3))
+def test_worst_cell_disparity_equals_numpy_reference(seed, temperature):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(50, 3)).astype(np.float32)
+    y, group = rng.integers(0, 3, 50), rng.integers(0, 2, 50)  # group 2 of 3 absent
+    got = fairness_surrogate(jnp.asarray(logits), {"y": jnp.asarray(y), "group": jnp.asarray(group)}, 3, "worst_cell", temperature)
+    np.testing.assert_allclose(float(got), _reference_worst_cell(logits.astype(np.float64), y, group, temperature), rtol=1e-4, atol=1e-6)
+
+
+def test_worst_cell_objective_only_adds_weight_to_the_hard_cell():
+    # cells (group 0, y 0) and (group 1, y 0) are learnt; (group 1, y 1) is not
+    logits = jnp.array([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0], [0.0, 0.0]])
+    batch = {"y": jnp.array([0, 0, 0, 1]), "group": jnp.array([0, 0, 1, 1])}
+    plain = jax.grad(Ballot(disparity_weight=0.0).retrain_objective(2, 2))(logits, batch)
+    fair = jax.grad(Ballot(disparity="worst_cell", disparity_weight=0.5).retrain_objective(2, 2))(logits, batch)
+    scale = np.linalg.norm(fair, axis=1) / np.linalg.norm(plain, axis=1)
+    assert scale[3] > 1.5  # the hard cell's example gets more weight ...
+    assert np.all(scale[:3] > 0.4) and np.all(scale[:3] < 1.0)  # ... the others less, never a negative weight
+    np.testing.assert_allclose(np.sign(fair), np.sign(plain))

@@ -6,7 +6,9 @@ one sharded, vmapped pass per group-stratified batch, averaged over ``score_batc
 top ``keep_counts[level]``; (3) refined training: rewind the weights to θ_k and retrain with
 LTH-style learning-rate rewinding (``lr="rewind"``, default) or a fresh warm-up + cosine schedule
 per level (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising cross-entropy
-plus μ times the variance of the batch's group losses (the disparity D the selection measures).
+plus μ times a disparity D of the batch: by default the variance of its group losses (the disparity
+the selection measures), or ``disparity="worst_cell"``, a soft worst-(label, group)-cell reweighting
+(``ballot_jax.objectives.fairness_surrogate``; docs/method.md §5).
 Same budget as Standard LTH: T − k steps a level.
 """
 
@@ -22,7 +24,7 @@ from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.samplers import group_index, stratified_batch
 from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
 from ballot_jax.methods.base import Record, finish_record, level_plan
-from ballot_jax.objectives import fair_objective
+from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,7 +37,9 @@ class Ballot:
     lr: str = "rewind"  # refined training: "rewind" (LTH's LR rewinding) | "warmup_cosine" per level
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
-    disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · Var_g(batch group losses)
+    disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch)
+    disparity: str = "loss_var"  # D: "loss_var" (variance of group losses) | "worst_cell" | "dp" | "eo"
+    disparity_temperature: float = 0.5  # τ of "worst_cell"
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig) -> TrainConfig:
@@ -74,13 +78,19 @@ class Ballot:
 
         return score
 
+    def retrain_objective(self, num_groups: int, num_classes: int):
+        """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``)."""
+        kind = resolve_surrogate(self.disparity, num_classes)
+        return fair_objective(num_groups, kind, self.disparity_weight, self.disparity_temperature)
+
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
+        info = task.data.info
         plan = LevelPlan(
             level_plan(init_state(task, config).mask, sparsity, self.fraction),
             retrain=self.retrain_config(config),
-            retrain_objective=fair_objective(task.data.info.num_groups, "loss_var", self.disparity_weight),
+            retrain_objective=self.retrain_objective(info.num_groups, info.num_classes),
         )
         levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)
