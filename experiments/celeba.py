@@ -30,9 +30,7 @@ from experiments import run
 
 
 def get_config():
-    config = run.base_config()
-    config.dataset = "celeba"
-    config.data_dir = run.shared_data("celeba-10k.zip")
+    config = run.image_config("celeba", run.shared_data("celeba-10k.zip"), batch_size=64)
     config.data.source = "auto"  # "raw" (folder or zip) | "tfds" | "auto": raw if data_dir looks raw
     config.data.target = "Smiling"  # or Blond_Hair (male+blond is 81 of 10,000: a hard minority)
     config.data.sensitive = "Male"
@@ -40,15 +38,7 @@ def get_config():
     config.data.image_size = 32
     config.data.split = (0.1, 0.2)  # raw files without a partition file: (val, test) fractions
     config.data.max_examples = config_dict.placeholder(int)  # None: all rows
-    config.data.cache_dir = config_dict.placeholder(str)  # store decoded images here for re-use
-    config.model = "small_cnn"
-    config.model_kwargs = config_dict.ConfigDict({"channels": (32, 64), "dense": 128, "norm": "none"})
-    config.train.steps = 300  # per level (~2.7 epochs of 7,200 training faces); GPU: thousands
-    config.train.batch_size = 64
-    config.train.learning_rate = 0.05
-    config.train.rewind_step = 20
-    config.sparsities = "0.8"
-    config.seeds = "0"
+    # 300 steps of 64 a level: ~2.7 epochs of 7,200 training faces; GPU: thousands
     return config
 
 

@@ -25,23 +25,14 @@ from experiments import run
 
 
 def get_config():
-    config = run.base_config()
-    config.dataset = "cifar10"
-    config.data_dir = run.shared_data("cifar10-jpeg.zip")
+    # batch 80: divisible by the 10 groups (balanced sampling) and 1/2/4/8/16 devices
+    config = run.image_config("cifar10", run.shared_data("cifar10-jpeg.zip"), batch_size=80)
     config.data.source = "auto"  # "raw" (class folders or zip) | "tfds" | "auto"
     config.data.max_per_class = 500  # first files of every class, in train and in test; None: all
     config.data.image_size = config_dict.placeholder(int)  # None: the stored 32x32
     config.data.val_fraction = 0.1
     config.data.seed = 0  # the train/val split (fixed across training seeds)
-    config.data.cache_dir = config_dict.placeholder(str)
-    config.model = "small_cnn"
-    config.model_kwargs = config_dict.ConfigDict({"channels": (32, 64), "dense": 128, "norm": "none"})
-    config.train.steps = 300  # per level (~5 epochs of 4,500 images); GPU: thousands
-    config.train.batch_size = 80  # divisible by the 10 groups (balanced sampling) and 1/2/4/8/16 devices
-    config.train.learning_rate = 0.05
-    config.train.rewind_step = 20
-    config.sparsities = "0.8"
-    config.seeds = "0"
+    # 300 steps a level: ~5 epochs of 4,500 images; GPU: thousands
     return config
 
 

@@ -24,23 +24,16 @@ from experiments import run
 
 
 def get_config():
-    config = run.base_config()
-    config.dataset = "cifar100"
-    config.data_dir = run.shared_data("cifar100-jpeg.zip") or run.shared_data("cifar100")
+    # batch 200: divisible by the 100 groups (balanced sampling) and 1/2/4/8 devices
+    config = run.image_config("cifar100", run.shared_data("cifar100-jpeg.zip") or run.shared_data("cifar100"), batch_size=200)
     config.data.source = "auto"
     config.data.max_per_class = 100  # first files of every class, in train and in test; None: all
     config.data.image_size = config_dict.placeholder(int)
     config.data.val_fraction = 0.1
     config.data.seed = 0
-    config.data.cache_dir = config_dict.placeholder(str)
-    config.model = "small_cnn"
-    config.model_kwargs = config_dict.ConfigDict({"channels": (32, 64), "dense": 256, "norm": "none"})
+    config.model_kwargs.dense = 256
     config.train.steps = 200
-    config.train.batch_size = 200  # divisible by the 100 groups (balanced sampling) and 1/2/4/8 devices
-    config.train.learning_rate = 0.05
     config.train.rewind_step = 10
-    config.sparsities = "0.8"
-    config.seeds = "0"
     if "ballot" in config:
         config.ballot.per_group_batch = 8
         config.ballot.score_batches = 4

@@ -182,6 +182,23 @@ def base_config() -> config_dict.ConfigDict:
     return c
 
 
+def image_config(dataset: str, data_dir: str, batch_size: int) -> config_dict.ConfigDict:
+    """``base_config()`` with the CPU-sized defaults the image experiments share: SmallCNN (channels
+    32, 64; dense 128; no normalisation), 300 steps of ``batch_size`` a level, lr 0.05, rewind step
+    k = 20, and an optional decoded-image cache (``data.cache_dir``)."""
+    c = base_config()
+    c.dataset = dataset
+    c.data_dir = data_dir
+    c.data.cache_dir = config_dict.placeholder(str)  # store decoded images here for re-use
+    c.model = "small_cnn"
+    c.model_kwargs = config_dict.ConfigDict({"channels": (32, 64), "dense": 128, "norm": "none"})
+    c.train.steps = 300
+    c.train.batch_size = batch_size
+    c.train.learning_rate = 0.05
+    c.train.rewind_step = 20
+    return c
+
+
 def parse_list(value: Any, kind: type) -> list:
     """``"0.5, 0.8"`` / ``0.8`` / ``(0.5, 0.8)`` -> ``[kind(v), ...]``, order kept, duplicates dropped."""
     if isinstance(value, str):

@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import sys
 
-from ml_collections import config_dict
-
 from experiments import run
 
 
 def get_config():
-    config = run.base_config()
-    config.dataset = "utkface"
-    config.data_dir = run.shared_data("utkface.zip") or run.shared_data("UTKFace")
+    # batch 80: divisible by the 5 race groups and 1/2/4/8/16 devices
+    config = run.image_config("utkface", run.shared_data("utkface.zip") or run.shared_data("UTKFace"), batch_size=80)
     config.data.target = "gender"
     config.data.sensitive = "race"
     config.data.image_size = 32
@@ -35,15 +32,6 @@ def get_config():
     config.data.test_fraction = 0.2
     config.data.max_examples = 10000  # the first valid files in sorted order; None: all
     config.data.seed = 0
-    config.data.cache_dir = config_dict.placeholder(str)
-    config.model = "small_cnn"
-    config.model_kwargs = config_dict.ConfigDict({"channels": (32, 64), "dense": 128, "norm": "none"})
-    config.train.steps = 300
-    config.train.batch_size = 80  # divisible by the 5 race groups and 1/2/4/8/16 devices
-    config.train.learning_rate = 0.05
-    config.train.rewind_step = 20
-    config.sparsities = "0.8"
-    config.seeds = "0"
     return config
 
 
