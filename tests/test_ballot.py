@@ -134,3 +134,7 @@ def test_worst_cell_objective_only_adds_weight_to_the_hard_cell():
     assert scale[3] > 1.5  # the hard cell's example gets more weight ...
     assert np.all(scale[:3] > 0.4) and np.all(scale[:3] < 1.0)  # ... the others less, never a negative weight
     np.testing.assert_allclose(np.sign(fair), np.sign(plain))
+    with pytest.raises(ValueError, match="surrogate"):
+        Ballot(disparity="variance").retrain_objective(2, 2)
+    with pytest.raises(ValueError, match="temperature"):
+        Ballot(disparity="worst_cell", disparity_temperature=0.0).retrain_objective(2, 2)

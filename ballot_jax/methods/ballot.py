@@ -81,6 +81,8 @@ class Ballot:
     def retrain_objective(self, num_groups: int, num_classes: int):
         """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``)."""
         kind = resolve_surrogate(self.disparity, num_classes)
+        if not self.disparity_temperature > 0:
+            raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
         return fair_objective(num_groups, kind, self.disparity_weight, self.disparity_temperature)
 
     def run(
