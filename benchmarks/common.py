@@ -88,19 +88,20 @@ def _block(out: Any) -> Any:
 
 
 def _time_once(fn: Callable, args: Sequence[Any], number: int) -> float:
-    """Seconds per call of ``fn(*args)``, averaged over ``number`` back-to-back calls."""
-    outs = []
+    """Seconds per call of ``fn(*args)``, averaged over ``number`` calls, each blocked on before the
+    next: keeping all ``number`` outputs alive instead would time the allocation of ``number``
+    result buffers (for large outputs, such as G per-group gradients, it dominated), which a real
+    loop that consumes each result does not pay."""
     t0 = time.perf_counter()
     for _ in range(number):
-        outs.append(fn(*args))
-    _block(outs)
+        _block(fn(*args))
     return (time.perf_counter() - t0) / number
 
 
 def time_fn(fn: Callable, *args: Any, repeats: int = 10, warmup: int = 1, number: int = 1) -> list[float]:
     """Seconds per call of ``fn(*args)``: ``repeats`` samples after ``warmup`` untimed calls.
 
-    Each sample times ``number`` calls (all dispatched, then all blocked on) and divides by
+    Each sample times ``number`` calls (each blocked on before the next) and divides by
     ``number``; use ``number > 1`` for calls so short that Python overhead would dominate.
     """
     for _ in range(warmup):
