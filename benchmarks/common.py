@@ -201,6 +201,18 @@ def paired_ratio(numerator: Sequence[float], denominator: Sequence[float]) -> di
     }
 
 
+def measured(result: Mapping[str, Any], base_samples: Sequence[float]) -> dict[str, Any]:
+    """One variant's ``compare`` result with its ``summarize`` statistics and its ``paired_ratio``
+    to ``base_samples`` (the reference variant's samples) merged in."""
+    samples = result["samples_s"]
+    return {**result, **summarize(samples), **paired_ratio(samples, base_samples)}
+
+
+def target_mark(ratio: float, target: float) -> str:
+    """``"<= 1.10 ok"`` or ``"<= 1.10 OVER"``: a ratio against its target, for the table."""
+    return f"<= {target:.2f} " + ("ok" if ratio <= target else "OVER")
+
+
 def ms(seconds: float) -> str:
     """Seconds as milliseconds with a precision that suits the magnitude."""
     v = seconds * 1e3

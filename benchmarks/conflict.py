@@ -81,14 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         measurements[label] = {"model": spec["name"], "groups": args.groups, "per_group": spec["per_group"],
                                "num_params": b["num_params"], "variants": {}}
         for name, r in res.items():
-            stats = common.summarize(r["samples_s"])
-            ratio = common.paired_ratio(r["samples_s"], base)
-            measurements[label]["variants"][name] = {**r, **stats, **ratio}
-            target = ""
-            if name == "vmap_groups":
-                target = f"<= {TARGET:.2f} " + ("ok" if ratio["ratio"] <= TARGET else "OVER")
-            rows.append([label, name, common.ms(stats["median_s"]), common.ms(stats["iqr_s"]),
-                         f"{ratio['ratio']:.3f}", f"{r['first_call_s']:.2f}", target])
+            m = measurements[label]["variants"][name] = common.measured(r, base)
+            target = common.target_mark(m["ratio"], TARGET) if name == "vmap_groups" else ""
+            rows.append([label, name, common.ms(m["median_s"]), common.ms(m["iqr_s"]),
+                         f"{m['ratio']:.3f}", f"{m['first_call_s']:.2f}", target])
     notes = [
         f"conflict: per-group gradients of G={args.groups} groups in one vmapped pass vs one ordinary gradient",
         "over the same G*B_g examples, and vs a Python loop of G gradient calls; 1 device; ms per call;",

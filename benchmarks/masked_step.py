@@ -148,15 +148,11 @@ def main(argv: list[str] | None = None) -> int:
             "variants": {},
         }
         for name, r in res.items():
-            stats = common.summarize(r["samples_s"])
-            ratio = common.paired_ratio(r["samples_s"], base)
-            measurements[label]["variants"][name] = {**r, **stats, **ratio}
-            target = ""
-            if name == "masked":
-                target = f"<= {TARGET:.2f} " + ("ok" if ratio["ratio"] <= TARGET else "OVER")
+            m = measurements[label]["variants"][name] = common.measured(r, base)
+            target = common.target_mark(m["ratio"], TARGET) if name == "masked" else ""
             rows.append([
-                label, name, common.ms(stats["median_s"]), common.ms(stats["iqr_s"]),
-                f"{ratio['ratio']:.3f}", f"{r['first_call_s']:.2f}", target,
+                label, name, common.ms(m["median_s"]), common.ms(m["iqr_s"]),
+                f"{m['ratio']:.3f}", f"{m['first_call_s']:.2f}", target,
             ])
         print(f"[{label}] {b['num_params']} params, sparsity {b['sparsity']:.3f}, "
               f"{res['dense']['number']} step(s) per sample x {args.repeats} samples; "

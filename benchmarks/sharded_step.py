@@ -143,16 +143,14 @@ def main(argv: list[str] | None = None) -> int:
         }
         for c in counts:
             r = res[f"{c} dev"]
-            stats = common.summarize(r["samples_s"])
-            ratio = common.paired_ratio(r["samples_s"], base)
             check = "ref" if c == 1 else ("PASS" if passed[c] else "FAIL")
             r["first_call_s"] = after[c][1]  # compile + first step, measured in the correctness pass
-            measurements[label]["devices"][str(c)] = {
-                **r, **stats, **ratio, "max_abs_diff_vs_1dev": diffs[c], "check": check,
+            m = measurements[label]["devices"][str(c)] = {
+                **common.measured(r, base), "max_abs_diff_vs_1dev": diffs[c], "check": check,
             }
             rows.append([
-                label, c, spec["batch"] // c, common.ms(stats["median_s"]), common.ms(stats["iqr_s"]),
-                f"{ratio['ratio']:.3f}", f"{r['first_call_s']:.2f}", "-" if c == 1 else f"{diffs[c]:.1e}", check,
+                label, c, spec["batch"] // c, common.ms(m["median_s"]), common.ms(m["iqr_s"]),
+                f"{m['ratio']:.3f}", f"{m['first_call_s']:.2f}", "-" if c == 1 else f"{diffs[c]:.1e}", check,
             ])
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
