@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from experiments import run
+from experiments import cell_accuracy, run
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 PRUNED = ("magnitude", "lth", "safecompress", "fairscratch", "ballot")
@@ -193,3 +193,30 @@ def test_cli_with_overrides(tmp_path):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["train"]["steps"] == 10 and saved["sparsity"] == 0.5 and saved["model_kwargs"]["hidden"] == [16]
     assert (tmp_path / "run" / "results.md").is_file()
+
+
+@pytest.mark.parametrize("method", ["dense", "lth", "ballot"])
+def test_cell_accuracy_adds_up_to_the_recorded_group_accuracy(finished, method, capsys):
+    _, workdir, records = finished
+    args = ["--workdir", str(workdir), "--method", method, "--seed", "0"]
+    if method != "dense":
+        args += ["--sparsity", "0.5"]
+    assert cell_accuracy.main(args) == 0
+    rows = [line.strip("| ").split(" | ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and not line.startswith("| group")]
+    assert len(rows) == 4  # 2 groups x 2 classes
+    record = next(r for r in records if r["method"] == method)
+    assert sum(int(r[2]) for r in rows) == 256  # the test split
+    for g, expected in enumerate(record["test"]["per_group_accuracy"]):
+        cells = [r for r in rows if r[0] == rows[2 * g][0]]
+        correct = sum(int(r[2]) * float(r[3]) for r in cells if r[3] != "-")
+        assert correct / sum(int(r[2]) for r in cells) == pytest.approx(expected, abs=1e-3)
+        assert sum(float(r[4]) for r in cells) == pytest.approx(1.0, abs=2e-3)
+
+
+def test_cell_accuracy_refuses_runs_without_level_checkpoints(finished):
+    _, workdir, _ = finished
+    with pytest.raises(SystemExit, match="no finished model"):
+        cell_accuracy.main(["--workdir", str(workdir), "--method", "fairscratch", "--sparsity", "0.5"])
+    with pytest.raises(SystemExit, match="--sparsity"):
+        cell_accuracy.main(["--workdir", str(workdir), "--method", "lth"])
