@@ -36,6 +36,22 @@ def test_four_devices_equal_one():
     chex.assert_trees_all_close(results[0], results[1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("kind", ["worst_cell", "dp"])
+def test_non_additive_objective_equal_on_1_2_4_devices(kind):
+    """A group-disparity objective is not a mean of per-shard values: the step evaluates it on the
+    global batch, so 2 and 4 devices train exactly as 1 does."""
+    from ballot_jax.objectives import fair_objective
+
+    objective = fair_objective(num_groups=2, kind=kind, weight=1.0)
+    results = []
+    for n in (1, 2, 4):
+        t = task(n)
+        state = Trainer(t, objective).train(init_state(t, CFG), CFG, 15, data_seed=0)
+        results.append(jax.device_get(state.params))
+    for other in results[1:]:
+        chex.assert_trees_all_close(results[0], other, atol=1e-5, rtol=1e-5)
+
+
 def test_levels_no_regrowth_and_exact_sparsity(tmp_path):
     t = task()
     records = run_levels(t, CFG, magnitude, plan(), tmp_path)

@@ -12,6 +12,7 @@ because batches and dropout keys are pure functions of (seed, step).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import pathlib
 import time
@@ -24,7 +25,7 @@ import optax
 from jax.sharding import Mesh
 
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.mesh import check_divisible, put_batch, replicated
+from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
 from ballot_jax.engine.model import Model
 from ballot_jax.engine.progress import bar, log
 from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
@@ -34,6 +35,12 @@ from ballot_jax.optim import MaskedState, masked, with_mask
 from ballot_jax.pruning import prune_to_count
 
 PyTree = Any
+OnStep = Callable[[int, "TrainState"], None]  # on_step(step, state) before each training step
+
+# Steps dispatched ahead of the device. A few keep the device busy while the host prepares the next
+# batch; an unbounded queue of sharded steps deadlocks XLA:CPU's in-process all-reduce on several
+# devices (hundreds of queued steps: "Expected 4 threads to join the rendezvous", then an abort).
+MAX_STEPS_IN_FLIGHT = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +110,7 @@ def init_state(task: Task, config: TrainConfig, prunable: Prunable = default_pru
     mask = make_mask(params, prunable)
     opt_state = MaskedState(make_optimizer(config).init(params), mask)
     state = TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, jax.random.fold_in(key, 1))
-    return jax.device_put(state, replicated(task.mesh))
+    return replicate(state, task.mesh)
 
 
 def reset_optimizer(state: TrainState, config: TrainConfig, mask: Mask) -> TrainState:
@@ -162,28 +169,34 @@ class Trainer:
         *,
         data_seed: int,
         ckpt_dir: str | pathlib.Path | None = None,
-        on_step: Callable[[TrainState], None] | None = None,
+        on_step: OnStep | None = None,
         desc: str = "train",
         objective: Objective | None = None,
     ) -> TrainState:
         """Train from ``state.step`` up to ``until_step`` (exclusive end), resuming from ``ckpt_dir``.
 
-        ``on_step(state)`` runs before every step (used to save the rewind point); ``objective``
+        ``on_step(step, state)`` runs before every step with the host step number (no device sync;
+        used to save the rewind point and to observe the trajectory); ``objective``
         replaces the trainer's default loss for this phase.
         """
         check_divisible(config.batch_size, self.task.mesh)
+        state = replicate(state, self.task.mesh)
         periodic = checkpoints.Periodic(ckpt_dir) if ckpt_dir is not None else None
         if periodic is not None and periodic.latest_step() is not None:
             state = periodic.restore(periodic.latest_step(), state)
             log(f"{desc}: resumed at step {int(state.step)}")
         step_fn = self.step_fn(config, objective)
         start = int(state.step)
+        in_flight: collections.deque[jax.Array] = collections.deque()
         with bar(until_step, desc, initial=start) as progress:
             for step in range(start, until_step):
                 if on_step is not None:
-                    on_step(state)
+                    on_step(step, state)
                 batch = put_batch(self.batch(config, step, data_seed), self.task.mesh)
                 state, stats = step_fn(state, batch)
+                in_flight.append(stats["loss"])
+                if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+                    in_flight.popleft().block_until_ready()
                 progress.update(1)
                 if not progress.disable and (step % 20 == 0 or step == until_step - 1):  # syncs the host
                     progress.set_postfix(loss=f"{float(stats['loss']):.3f}", acc=f"{float(stats['accuracy']):.3f}")
@@ -202,6 +215,9 @@ class Trainer:
 
 
 ScoreFn = Callable[[TrainState, int], PyTree]
+# observe(level, directory) -> on_step hook (or None) for the phase whose final state is scored to
+# prune ``level``; ``directory`` is that phase's directory, for any artefact the hook writes.
+Observer = Callable[[int, pathlib.Path], "OnStep | None"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,10 +233,7 @@ class LevelPlan:
     rewind: bool = True
     retrain: TrainConfig | None = None
     retrain_objective: Objective | None = None  # the loss of levels >= 1 (default: the trainer's)
-
-
-def _level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
-    return workdir / f"level_{level:02d}"
+    observe: Observer | None = None  # hooks into the training that precedes each pruning step
 
 
 def run_levels(
@@ -249,22 +262,28 @@ def run_levels(
     records = []
 
     # Level 0: dense training, saving θ_k on the way.
-    d0 = pathlib.Path(dense_dir) if dense_dir is not None else _level_dir(workdir, 0)
+    d0 = pathlib.Path(dense_dir) if dense_dir is not None else level_dir(workdir, 0)
     rewind_path = d0 / "rewind"
 
-    def save_rewind(state: TrainState) -> None:
-        if int(state.step) == config.rewind_step and not checkpoints.item_exists(rewind_path):
+    def save_rewind(step: int, state: TrainState) -> None:
+        if step == config.rewind_step and not checkpoints.item_exists(rewind_path):
             checkpoints.save_item(rewind_path, state)
 
+    def observer(level: int, directory: pathlib.Path) -> OnStep | None:
+        return plan.observe(level, directory) if plan.observe is not None and level <= len(plan.keep_counts) else None
+
+    watch = observer(1, d0)
+    if watch is not None and dense_dir is not None:
+        raise ValueError("a plan that observes training cannot share a dense level 0 (dense_dir) it did not watch")
     state, record = _run_phase(
-        trainer, fresh, config, config.steps, d0, data_seed=config.seed, on_step=save_rewind,
+        trainer, fresh, config, config.steps, d0, data_seed=config.seed, on_step=_both(save_rewind, watch),
         desc=f"{name} dense", level=0,
     )
     records.append(record)
     rewind_state = checkpoints.load_item(rewind_path, fresh)
 
     for level, keep in enumerate(plan.keep_counts, start=1):
-        d = _level_dir(workdir, level)
+        d = level_dir(workdir, level)
         mask_path = d / "mask"
         if checkpoints.item_exists(mask_path):
             mask = checkpoints.load_item(mask_path, state.mask)
@@ -280,9 +299,26 @@ def run_levels(
         state, record = _run_phase(
             trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + 1000 * level,
             desc=f"{name} level {level}", level=level, objective=plan.retrain_objective,
+            on_step=observer(level + 1, d),
         )
         records.append(record)
     return records
+
+
+def _both(first: OnStep, second: OnStep | None) -> OnStep:
+    if second is None:
+        return first
+
+    def both(step: int, state: TrainState) -> None:
+        first(step, state)
+        second(step, state)
+
+    return both
+
+
+def level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
+    """The directory of ``level`` under a run's ``workdir`` (level 0: the dense phase)."""
+    return pathlib.Path(workdir) / f"level_{level:02d}"
 
 
 def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None, objective=None):

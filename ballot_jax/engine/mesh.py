@@ -47,6 +47,17 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
+def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
+    """``tree`` with every array replicated on ``mesh`` (a no-op for arrays already placed so).
+
+    A phase must start from a state placed exactly as its sharded step expects: an array left on
+    one device (e.g. a fresh optimizer count or step made by ``jnp.zeros`` outside the mesh) makes
+    the step reshard it on every call, and on multi-device CPU that resharding can leave one device
+    out of the step's first all-reduce until XLA aborts.
+    """
+    return jax.device_put(tree, replicated(mesh))
+
+
 def batch_sharding(mesh: Mesh, axis: int = 0) -> NamedSharding:
     """Sharding that splits dimension ``axis`` of an array over the 'data' axis."""
     return NamedSharding(mesh, P(*([None] * axis), DATA_AXIS))

@@ -1,10 +1,12 @@
 """Jitted, data-parallel train and eval steps for any ``Model`` (apply function + params pytree).
 
 The train step runs under ``jax.shard_map`` over the mesh's 'data' axis: the batch is split across
-devices; params, optimizer state (with the mask inside it) and model state are replicated. Params
-are ``pcast`` to device-varying before differentiation, so each device computes the gradient of its
-*local* loss, and the gradients are then ``pmean``-ed: with equal shards this equals the gradient of
-the global mean loss on one device. BatchNorm-style model state is averaged across devices.
+devices; params, optimizer state (with the mask inside it) and model state are replicated. Each
+device runs the model on its shard; the logits and labels are gathered so that the objective is
+evaluated on the global batch (a fairness surrogate is not a mean of per-shard values); params are
+``pcast`` to device-varying before differentiation and the gradients are ``pmean``-ed, which gives
+the one-device gradient on any number of devices. BatchNorm-style statistics are per device (as in
+plain data parallelism, no SyncBN) and the running averages are averaged across devices.
 """
 
 from __future__ import annotations
@@ -52,6 +54,21 @@ def mean_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
 
 
+def _gather(tree: PyTree) -> PyTree:
+    """Every device's shard of ``tree``, concatenated along the batch axis (inside shard_map).
+
+    Differentiable: each device computes the same global objective, and the transpose sums the
+    cotangents of all N copies into each shard, so the local gradient is N x its share of the
+    global gradient and ``pmean`` over devices gives exactly the one-device gradient.
+    """
+    return jax.tree.map(lambda x: jax.lax.all_gather(x, DATA_AXIS, tiled=True), tree)
+
+
+def _labels(batch: Batch) -> Batch:
+    """``batch`` without its inputs: what an objective reads besides the logits."""
+    return {k: v for k, v in batch.items() if k != "x"}
+
+
 def _pcast_varying(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: jax.lax.pcast(x, DATA_AXIS, to="varying"), tree)
 
@@ -65,7 +82,8 @@ def make_train_step(
     """``step(state, batch) -> (state, {"loss", "accuracy"})``, jitted and sharded over ``mesh``.
 
     ``batch`` leaves have a leading batch axis divisible by the number of devices. ``objective`` is
-    evaluated on each device's shard (local), e.g. a fairness surrogate is per shard.
+    evaluated on the global batch (logits and labels gathered across devices), so any objective,
+    additive or not, gives the one-device result.
     """
 
     def local_step(state: TrainState, batch: Batch):
@@ -73,7 +91,9 @@ def make_train_step(
 
         def loss_fn(params):
             logits, model_state = model.apply(params, state.model_state, batch["x"], True, rng)
-            return objective(logits, batch), (logits, model_state)
+            # The objective sees the global batch (logits and labels gathered from every device), so
+            # a non-additive objective (a group-disparity surrogate) is the same on any device count.
+            return objective(_gather(logits), _gather(_labels(batch))), (logits, model_state)
 
         (loss, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             _pcast_varying(state.params)
