@@ -1,14 +1,23 @@
 """Ballot as a strategy on the engine's levels loop.
 
-Each level: (1) estimate per-group gradients and losses of the previous level's trained weights with
-one sharded, vmapped pass per group-stratified batch, averaged over ``score_batches`` batches;
-(2) score every prunable weight with ``ballot_jax.ballot.scores`` (conflict detection) and keep the
-top ``keep_counts[level]``; (3) refined training: rewind the weights to θ_k and retrain with
-LTH-style learning-rate rewinding (``lr="rewind"``, default) or a fresh warm-up + cosine schedule
-per level (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising cross-entropy
-plus μ times a disparity D of the batch: by default the variance of its group losses (the disparity
-the selection measures), or ``disparity="worst_cell"``, a soft worst-(label, group)-cell reweighting
-(``ballot_jax.objectives.fairness_surrogate``; docs/method.md §5).
+Each level r prunes the previous phase's trained weights to ``keep_counts[r]`` and retrains.
+Selection (``selection``):
+
+- ``"conflict"`` (ours, default): per-group gradients and losses of the trained weights from one
+  sharded, vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored
+  by ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
+- ``"vote"`` (the authors' mechanism, ``ballot_jax.vote``): at ``vote_points`` evenly spaced points
+  of the phase that precedes the pruning step (the dense training for level 1), one ballot of the
+  ``keep_counts[r]`` best alive weights by ``vote_kind``; the weights with the most votes are kept
+  (ties by |w|). Each ballot is written to ``<phase dir>/votes/`` as it is cast, so a killed run
+  resumes with the same votes. The vote watches the dense phase, so it trains its own level 0
+  (the same weights as the shared one: same seed, deterministic) instead of reusing it.
+
+Refined training: rewind the weights to θ_k and retrain with LTH-style learning-rate rewinding
+(``lr="rewind"``, default) or a fresh warm-up + cosine schedule per level (``lr="warmup_cosine"``),
+optionally on group-balanced batches, minimising cross-entropy plus μ times a disparity D of the
+batch: by default the variance of its group losses, or ``disparity="worst_cell"``, a soft
+worst-(label, group)-cell reweighting (``ballot_jax.objectives.fairness_surrogate``; docs/method.md §5).
 Same budget as Standard LTH: T − k steps a level.
 """
 
@@ -17,23 +26,58 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
 
-from ballot_jax import ballot
-from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax import ballot, vote
+from ballot_jax.engine import checkpoints
+from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, level_dir, run_levels
 from ballot_jax.engine.mesh import check_divisible, put_batch
-from ballot_jax.engine.samplers import group_index, stratified_batch
+from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
 from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
 from ballot_jax.methods.base import Record, finish_record, level_plan
 from ballot_jax.objectives import fair_objective, resolve_surrogate
+
+SELECTIONS = ("conflict", "vote")
+VOTE_SEED = 0xB011  # the vote's batch stream: (run seed, VOTE_SEED, level) seeds its batches
+
+
+def vote_points(start: int, end: int, num_points: int) -> list[int]:
+    """``num_points`` evenly spaced steps in (start, end], the last one ``end`` (the phase's end)."""
+    return sorted({start + round(i * (end - start) / num_points) for i in range(1, num_points + 1)} - {start})
+
+
+def make_vote_grads(model):
+    """``fn(params, model_state, batch, weights[G]) -> (g, gᶠ)``: gradients of the mean cross-entropy
+    and of the cross-entropy with example weights ``weights[group]`` (Σ w·ℓ / Σ w, PyTorch's weighted
+    mean), in eval mode, in one jitted pass (the batch may be sharded; XLA partitions it)."""
+
+    def loss(params, model_state, batch, example_weights):
+        logits, _ = model.apply(params, model_state, batch["x"], False, jax.random.PRNGKey(0))
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"])
+        return jnp.sum(example_weights * ce) / jnp.sum(example_weights)
+
+    def fn(params, model_state, batch, weights):
+        per_example = jnp.stack([jnp.ones(batch["y"].shape, jnp.float32), weights[batch["group"]]])
+        return jax.vmap(jax.grad(loss), in_axes=(None, None, None, 0))(params, model_state, batch, per_example)
+
+    return jax.jit(fn)
 
 
 @dataclasses.dataclass(frozen=True)
 class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
+    selection: str = "conflict"  # "conflict" (ours: one-point conflict score) | "vote" (the authors')
     score: ballot.BallotConfig = ballot.BallotConfig()
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
     score_split: str = "train"  # "train" | "val": the data the conflict statistics are measured on
+    vote_kind: str = "authors"  # "authors" (signed ĝ + η ĝᶠ) | "saliency" (|w·g|) | "conflict"
+    vote_points: int = 10  # E: ballots cast over the phase that precedes each pruning step
+    vote_batches: int = 4  # training batches (the run's batch size) summed for g and gᶠ per ballot
+    vote_eta: float = 1.0  # η
     lr: str = "rewind"  # refined training: "rewind" (LTH's LR rewinding) | "warmup_cosine" per level
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
@@ -59,24 +103,96 @@ class Ballot:
             balanced_sampling=self.balanced_sampling,
         )
 
-    def score_fn(self, task: Task, config: TrainConfig):
-        """``score_fn(state, level) -> keep scores``: the conflict-detection plug-in of the loop."""
+    def conflict_scores(self, task: Task, config: TrainConfig):
+        """``scores(state, seed) -> keep scores``: conflict statistics of ``state`` from
+        ``score_batches`` stratified batches drawn with ``seed``."""
         check_divisible(self.per_group_batch, task.mesh, "Ballot.per_group_batch")
         split = getattr(task.data, self.score_split)
         members = group_index(split.group, task.data.info.num_groups)
         group_grads_fn = make_sharded_group_grads(task.model, task.mesh)
 
-        def batches(level: int):
+        def batches(seed: int):
             for b in range(self.score_batches):
-                idx = stratified_batch(members, self.per_group_batch, config.seed + 7919 * level, b)
+                idx = stratified_batch(members, self.per_group_batch, seed, b)
                 yield put_batch({"x": split.x[idx], "y": split.y[idx], "group": split.group[idx]}, task.mesh, axis=1)
 
-        def score(state, level):
-            gg = mean_group_grads(group_grads_fn, state.params, state.model_state, batches(level))
+        def scores(state, seed: int):
+            gg = mean_group_grads(group_grads_fn, state.params, state.model_state, batches(seed))
             stats = ballot.conflict_stats(state.params, state.mask, gg)
             return ballot.scores(state.params, state.mask, stats, self.score)
 
-        return score
+        return scores
+
+    def score_fn(self, task: Task, config: TrainConfig):
+        """``score_fn(state, level) -> keep scores``: the conflict-detection plug-in of the loop."""
+        scores = self.conflict_scores(task, config)
+        return lambda state, level: scores(state, config.seed + 7919 * level)
+
+    # --- the vote ------------------------------------------------------------------------------
+
+    def vote_ballot_fn(self, task: Task, config: TrainConfig, trainer: Trainer):
+        """``ballot(state, num_keep, seed) -> bool mask``: one point's votes (``vote_kind``)."""
+        if self.vote_kind == "conflict":
+            scores = self.conflict_scores(task, config)
+            return lambda state, num_keep, seed: vote.cast_votes(scores(state, seed), state.mask, num_keep)
+        data = task.data
+        grads_fn = make_vote_grads(task.model)
+        present = jnp.asarray(np.bincount(data.val.group, minlength=data.info.num_groups) > 0)
+
+        def cast(state, num_keep, seed):
+            accuracy = jnp.nan_to_num(jnp.asarray(trainer.evaluate(state, data.val)["per_group_accuracy"]))
+            weights = vote.group_weights(accuracy, present)
+            total = None
+            for b in range(self.vote_batches):
+                idx = shuffled_batch(len(data.train.y), config.batch_size, seed, b)
+                batch = put_batch({"x": data.train.x[idx], "y": data.train.y[idx], "group": data.train.group[idx]}, task.mesh)
+                g = grads_fn(state.params, state.model_state, batch, weights)
+                total = g if total is None else jax.tree.map(jnp.add, total, g)
+            g_acc, g_fair = jax.tree.map(lambda x: x[0], total), jax.tree.map(lambda x: x[1], total)
+            s = vote.vote_scores(state.params, state.mask, g_acc, g_fair, self.vote_eta, self.vote_kind)
+            return vote.cast_votes(s, state.mask, num_keep)
+
+        return cast
+
+    def voting(self, task: Task, config: TrainConfig, keep_counts, workdir: pathlib.Path, trainer: Trainer):
+        """(observe, score_fn) of the vote: hooks that cast ballots during the phase preceding each
+        pruning step (saved under ``<phase dir>/votes/point_SSSSSS``), and the score that keeps the
+        most-voted weights (the phase's final state casts the last ballot)."""
+        cast = self.vote_ballot_fn(task, config, trainer)
+        retrain = self.retrain_config(config)
+
+        def span(level: int) -> tuple[int, int]:  # (first, end) step of the phase scored for ``level``
+            if level == 1:
+                return 0, config.steps
+            return (retrain.rewind_step if retrain.rewind_lr else 0), retrain.steps
+
+        def seed(level: int, step: int) -> int:
+            return int(np.random.SeedSequence([config.seed, VOTE_SEED, level, step]).generate_state(1)[0])
+
+        def path(level: int, step: int) -> pathlib.Path:
+            return level_dir(workdir, level - 1) / "votes" / f"point_{step:06d}"
+
+        def observe(level: int, directory: pathlib.Path):
+            first, end = span(level)
+            inner = set(vote_points(first, end, self.vote_points)) - {end}
+
+            def on_step(step: int, state) -> None:
+                if step in inner and not checkpoints.item_exists(path(level, step)):
+                    checkpoints.save_item(path(level, step), cast(state, keep_counts[level - 1], seed(level, step)))
+
+            return on_step
+
+        def score_fn(state, level: int):
+            first, end = span(level)
+            num_keep = keep_counts[level - 1]
+            counts = vote.add_votes(None, cast(state, num_keep, seed(level, end)))
+            for step in vote_points(first, end, self.vote_points):
+                if step != end:
+                    counts = vote.add_votes(counts, checkpoints.load_item(path(level, step), state.mask))
+            keep = vote.keep_most_voted(counts, state.params, state.mask, jnp.int32(num_keep))
+            return jax.tree.map(lambda m: m.astype(jnp.float32), keep)
+
+        return observe, score_fn
 
     def retrain_objective(self, num_groups: int, num_classes: int):
         """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``)."""
@@ -88,14 +204,26 @@ class Ballot:
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
+        if self.selection not in SELECTIONS:
+            raise ValueError(f"Ballot.selection must be one of {SELECTIONS}, got {self.selection!r}")
         info = task.data.info
+        workdir = pathlib.Path(workdir)
+        keep_counts = level_plan(init_state(task, config).mask, sparsity, self.fraction)
+        trainer = Trainer(task)
+        observe, score_fn = None, self.score_fn(task, config)
+        if self.selection == "vote":
+            observe, score_fn = self.voting(task, config, keep_counts, workdir, trainer)
+            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
         plan = LevelPlan(
-            level_plan(init_state(task, config).mask, sparsity, self.fraction),
+            keep_counts,
             retrain=self.retrain_config(config),
             retrain_objective=self.retrain_objective(info.num_groups, info.num_classes),
+            observe=observe,
         )
-        levels = run_levels(task, config, self.score_fn(task, config), plan, workdir, name=self.name, dense_dir=dense_dir)
-        return finish_record(self.name, sparsity, levels[-1], levels)
+        levels = run_levels(
+            task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir, trainer=trainer
+        )
+        return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection)
 
 
 __all__ = ["Ballot"]

@@ -1,0 +1,196 @@
+"""The authors' vote (ballot_jax.vote) against NumPy references, and Ballot(selection="vote") in the loop."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import ballot_jax as bj
+from ballot_jax import vote
+from ballot_jax.engine import checkpoints
+from ballot_jax.engine.loop import Task, TrainConfig, init_state, level_dir
+from ballot_jax.engine.mesh import data_mesh
+from ballot_jax.methods import Ballot
+from ballot_jax.methods.ballot import make_vote_grads, vote_points
+from engine_fixtures import mlp_model, toy_dataset
+
+
+def np_normalize_columns(x):
+    """torch.nn.functional.normalize(w.T, dim=0).T for our [in, out] layout: over the last axis."""
+    norm = np.sqrt(np.sum(np.square(x), axis=-1, keepdims=True))
+    return x / np.maximum(norm, 1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_vote_scores_match_numpy(seed):
+    rng = np.random.default_rng(seed)
+    params = {"dense": {"kernel": rng.normal(size=(5, 3)).astype(np.float32), "bias": np.zeros(3, np.float32)},
+              "conv": {"kernel": rng.normal(size=(2, 2, 3, 4)).astype(np.float32)}}
+    mask = bj.make_mask(params)
+    g = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
+    f = jax.tree.map(lambda p: rng.normal(size=p.shape).astype(np.float32), params)
+    eta = 0.7
+    authors = vote.vote_scores(params, mask, g, f, eta, "authors")
+    saliency = vote.vote_scores(params, mask, g, f, eta, "saliency")
+    for name in ("dense", "conv"):
+        w, gg, ff = params[name]["kernel"], g[name]["kernel"], f[name]["kernel"]
+        np.testing.assert_allclose(authors[name]["kernel"], np_normalize_columns(gg) + eta * np_normalize_columns(ff), rtol=1e-5)
+        expected = np_normalize_columns(np.abs(w * gg)) + eta * np_normalize_columns(np.abs(w * ff))
+        np.testing.assert_allclose(saliency[name]["kernel"], expected, rtol=1e-5)
+    assert authors["dense"]["bias"] is None
+
+
+def test_normalize_columns_is_over_the_output_axis():
+    x = jnp.array([[3.0, 4.0], [0.0, 0.0], [1.0, 0.0]])  # [in=3, out=2]
+    np.testing.assert_allclose(vote.normalize_columns(x), [[0.6, 0.8], [0.0, 0.0], [1.0, 0.0]])
+
+
+def test_group_weights_are_the_intended_inverse_accuracies():
+    w = vote.group_weights(jnp.array([0.5, 0.25, 0.0]), jnp.array([True, True, False]))
+    np.testing.assert_allclose(w, [1 / (0.5 + 1e-6), 1 / (0.25 + 1e-6), 1.0], rtol=1e-6)
+
+
+def test_cast_votes_top_k_alive_nonzero():
+    mask = {"w": jnp.array([True, True, True, False, True, True])}
+    scores = {"w": jnp.array([0.5, -1.0, 2.0, 9.0, 0.0, 0.1])}
+    ballot = vote.cast_votes(scores, mask, 3)
+    np.testing.assert_array_equal(ballot["w"], [True, False, True, False, False, True])  # 9.0 is pruned
+    # Asking for more votes than there are non-zero alive entries: only those get one.
+    ballot = vote.cast_votes(scores, mask, 5)
+    np.testing.assert_array_equal(ballot["w"], [True, True, True, False, False, True])
+
+
+def test_keep_most_voted_breaks_ties_by_magnitude_then_position():
+    mask = {"a": jnp.array([True, True, True, True]), "b": jnp.array([True, False, True])}
+    counts = {"a": jnp.array([3, 1, 3, 2]), "b": jnp.array([3, 9, 1])}
+    params = {"a": jnp.array([0.1, 5.0, -0.3, 1.0]), "b": jnp.array([0.3, 7.0, 2.0])}
+    # Three entries have 3 votes: a0 (|w| .1), a2 (.3), b0 (.3). k = 1: a2 and b0 tie on |w| too,
+    # so the earlier position (a2) wins; k = 2: both .3s beat a0's .1.
+    keep = vote.keep_most_voted(counts, params, mask, jnp.int32(1))
+    np.testing.assert_array_equal(keep["a"], [False, False, True, False])
+    np.testing.assert_array_equal(keep["b"], [False, False, False])
+    keep = vote.keep_most_voted(counts, params, mask, jnp.int32(2))
+    np.testing.assert_array_equal(keep["a"], [False, False, True, False])
+    np.testing.assert_array_equal(keep["b"], [True, False, False])
+    keep = vote.keep_most_voted(counts, params, mask, jnp.int32(4))
+    np.testing.assert_array_equal(keep["a"], [True, False, True, True])  # b1 (9 votes) is pruned
+    np.testing.assert_array_equal(keep["b"], [True, False, False])
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10_000), st.integers(1, 20), st.integers(1, 5))
+def test_vote_keeps_exactly_k_and_never_revives(seed, num_keep, num_points):
+    rng = np.random.default_rng(seed)
+    mask = {"w": jnp.asarray(rng.random((6, 4)) < 0.8)}
+    params = {"w": jnp.asarray(rng.normal(size=(6, 4)), jnp.float32)}
+    alive = int(np.sum(mask["w"]))
+    k = min(num_keep, alive)
+    counts = None
+    for _ in range(num_points):
+        counts = vote.add_votes(counts, vote.cast_votes({"w": jnp.asarray(rng.normal(size=(6, 4)))}, mask, k))
+    assert int(np.max(counts["w"])) <= num_points
+    assert not np.any(np.asarray(counts["w"])[~np.asarray(mask["w"])])
+    keep = vote.keep_most_voted(counts, params, mask, jnp.int32(k))
+    assert int(np.sum(keep["w"])) == k
+    assert not np.any(np.asarray(keep["w"]) & ~np.asarray(mask["w"]))
+    # Every kept entry has at least as many votes as every alive entry left out.
+    kept_votes = np.asarray(counts["w"])[np.asarray(keep["w"])]
+    dropped = np.asarray(mask["w"]) & ~np.asarray(keep["w"])
+    if kept_votes.size and dropped.any():
+        assert kept_votes.min() >= np.asarray(counts["w"])[dropped].max()
+
+
+def test_vote_points_are_evenly_spaced_and_end_at_the_phase_end():
+    assert vote_points(0, 100, 4) == [25, 50, 75, 100]
+    assert vote_points(20, 300, 10)[-1] == 300 and len(vote_points(20, 300, 10)) == 10
+    assert vote_points(0, 3, 10) == [1, 2, 3]  # never more points than steps
+
+
+def test_vote_gradients_weight_examples_by_inverse_group_accuracy():
+    """gᶠ with weights [1, 1] equals g; with weights [w0, w1] it is the PyTorch weighted mean."""
+    model = mlp_model(8)
+    data = toy_dataset()
+    params, state = model.init(jax.random.PRNGKey(0), jnp.asarray(data.train.x[:1]))
+    batch = {"x": jnp.asarray(data.train.x[:32]), "y": jnp.asarray(data.train.y[:32]),
+             "group": jnp.asarray(data.train.group[:32])}
+    fn = make_vote_grads(model)
+    g = fn(params, state, batch, jnp.array([1.0, 1.0]))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), jax.tree.map(lambda x: x[0], g),
+                 jax.tree.map(lambda x: x[1], g))
+    w = jnp.array([1.0, 4.0])
+
+    def weighted(p):
+        logits, _ = model.apply(p, state, batch["x"], False, None)
+        ce = -jax.nn.log_softmax(logits)[jnp.arange(32), batch["y"]]
+        ex = w[batch["group"]]
+        return jnp.sum(ex * ce) / jnp.sum(ex)
+
+    expected = jax.grad(weighted)(params)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7),
+                 jax.tree.map(lambda x: x[1], fn(params, state, batch, w)), expected)
+
+
+CFG = TrainConfig(steps=30, batch_size=16, learning_rate=0.1, rewind_step=3, checkpoint_every=10)
+
+
+@pytest.mark.parametrize("kind", ["authors", "saliency", "conflict"])
+def test_vote_selection_in_the_loop_casts_every_ballot_and_keeps_exact_counts(tmp_path, kind):
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    method = Ballot(fraction=0.5, selection="vote", vote_kind=kind, vote_points=4, vote_batches=2,
+                    score_batches=1, per_group_batch=8)
+    record = method.run(task, CFG, 0.75, tmp_path)
+    assert record["selection"] == "vote"
+    assert [lv["kept"] for lv in record["levels"][1:]] == bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5)
+    # Level 1 votes over the dense phase (steps 0-30), level 2 over level 1's retraining (3-30):
+    # three inner ballots each (the last ballot is the phase's final state).
+    assert sorted(p.name for p in (level_dir(tmp_path, 0) / "votes").iterdir()) == [
+        f"point_{s:06d}" for s in vote_points(0, 30, 4)[:-1]]
+    assert sorted(p.name for p in (level_dir(tmp_path, 1) / "votes").iterdir()) == [
+        f"point_{s:06d}" for s in vote_points(3, 30, 4)[:-1]]
+
+
+def test_vote_selection_resumes_identically_after_a_crash(tmp_path):
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=4, vote_batches=2)
+    reference = method.run(task, CFG, 0.75, tmp_path / "ref")
+
+    class Crash(RuntimeError):
+        pass
+
+    real_save, calls = checkpoints.save_item, []
+
+    def crashing_save(path, tree):
+        calls.append(str(path))
+        if "level_01/votes" in str(path):
+            raise Crash  # killed while casting level 2's first ballot
+        real_save(path, tree)
+
+    checkpoints.save_item = crashing_save
+    try:
+        with pytest.raises(Crash):
+            method.run(task, CFG, 0.75, tmp_path / "crash")
+    finally:
+        checkpoints.save_item = real_save
+    resumed = method.run(task, CFG, 0.75, tmp_path / "crash")
+    for a, b in zip(reference["levels"], resumed["levels"]):
+        assert a["kept"] == b["kept"] and a["test"] == b["test"] and a["val"] == b["val"]
+
+
+def test_vote_differs_from_the_one_point_conflict_score(tmp_path):
+    """The selection mode is wired through: the vote and the one-point score choose different masks."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    conflict = Ballot(fraction=0.5).run(task, CFG, 0.75, tmp_path / "c")
+    voted = Ballot(fraction=0.5, selection="vote", vote_kind="authors", vote_points=4).run(task, CFG, 0.75, tmp_path / "v")
+    assert conflict["selection"] == "conflict" and voted["selection"] == "vote"
+    like = init_state(task, CFG).mask
+    masks = [checkpoints.load_item(level_dir(tmp_path / d, 1) / "mask", like) for d in ("c", "v")]
+    assert float(bj.mask_overlap(masks[0], masks[1])) < 1.0
+
+
+def test_unknown_selection_is_refused(tmp_path):
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    with pytest.raises(ValueError, match="selection"):
+        dataclasses.replace(Ballot(), selection="votes").run(task, CFG, 0.5, tmp_path)
