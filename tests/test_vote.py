@@ -11,10 +11,11 @@ from hypothesis import given, settings, strategies as st
 import ballot_jax as bj
 from ballot_jax import vote
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, TrainConfig, init_state, level_dir
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, level_dir
 from ballot_jax.engine.mesh import data_mesh
+import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import Ballot
-from ballot_jax.methods.ballot import make_vote_grads, vote_points
+from ballot_jax.methods.ballot import choose_within_epsilon, make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
 
 
@@ -152,7 +153,7 @@ def test_vote_selection_in_the_loop_casts_every_ballot_and_keeps_exact_counts(tm
         f"point_{s:06d}" for s in vote_points(3, 30, 4)[:-1]]
 
 
-def test_vote_selection_resumes_identically_after_a_crash(tmp_path):
+def test_vote_selection_resumes_identically_after_a_crash(tmp_path, monkeypatch):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=4, vote_batches=2)
     reference = method.run(task, CFG, 0.75, tmp_path / "ref")
@@ -160,20 +161,17 @@ def test_vote_selection_resumes_identically_after_a_crash(tmp_path):
     class Crash(RuntimeError):
         pass
 
-    real_save, calls = checkpoints.save_item, []
+    real_save = checkpoints.save_item
 
     def crashing_save(path, tree):
-        calls.append(str(path))
         if "level_01/votes" in str(path):
             raise Crash  # killed while casting level 2's first ballot
         real_save(path, tree)
 
-    checkpoints.save_item = crashing_save
-    try:
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoints, "save_item", crashing_save)
         with pytest.raises(Crash):
             method.run(task, CFG, 0.75, tmp_path / "crash")
-    finally:
-        checkpoints.save_item = real_save
     resumed = method.run(task, CFG, 0.75, tmp_path / "crash")
     for a, b in zip(reference["levels"], resumed["levels"]):
         assert a["kept"] == b["kept"] and a["test"] == b["test"] and a["val"] == b["val"]
@@ -194,3 +192,68 @@ def test_unknown_selection_is_refused(tmp_path):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     with pytest.raises(ValueError, match="selection"):
         dataclasses.replace(Ballot(), selection="votes").run(task, CFG, 0.5, tmp_path)
+
+
+def test_one_shot_fine_tuning_has_one_level_and_lth_s_budget(tmp_path, monkeypatch):
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", pruning="one_shot", rewind=False,
+                    vote_points=3)
+    iterative = bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5)
+    retrain = method.retrain_config(CFG, len(iterative))
+    assert retrain.steps == (CFG.steps - CFG.rewind_step) * len(iterative) and retrain.rewind_step == 0
+    assert not retrain.rewind_lr
+    seen = []
+
+    class Recording(Trainer):
+        def train(self, state, config, until_step, **kw):
+            seen.append((int(state.step), until_step))
+            return super().train(state, config, until_step, **kw)
+
+    monkeypatch.setattr(ballot_method, "Trainer", Recording)
+    record = method.run(task, CFG, 0.75, tmp_path)
+    assert [lv["kept"] for lv in record["levels"][1:]] == iterative[-1:]
+    assert seen == [(0, CFG.steps), (0, retrain.steps)]  # dense, then one fine-tuning from step 0
+
+
+def test_fine_tuning_starts_from_the_trained_weights_not_theta_k(tmp_path, monkeypatch):
+    """rewind=False: level 1 starts from the dense phase's final weights (masked), not from θ_k."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    starts = []
+
+    class Recording(Trainer):
+        def train(self, state, config, until_step, **kw):
+            starts.append(jax.device_get(state.params))
+            return super().train(state, config, until_step, **kw)
+
+    monkeypatch.setattr(ballot_method, "Trainer", Recording)
+    Ballot(fraction=0.5, pruning="one_shot", rewind=False).run(task, CFG, 0.5, tmp_path)
+    like = init_state(task, CFG)
+    dense_final = checkpoints.load_item(level_dir(tmp_path, 0) / "final", like)
+    mask = checkpoints.load_item(level_dir(tmp_path, 1) / "mask", like.mask)
+    expected = bj.apply_mask(jax.device_get(dense_final.params), jax.device_get(mask))
+    jax.tree.map(np.testing.assert_array_equal, starts[1], expected)
+
+
+def test_choose_within_epsilon():
+    val = {0.0: {"accuracy": 0.90, "cwv": 0.020}, 0.1: {"accuracy": 0.895, "cwv": 0.010},
+           0.3: {"accuracy": 0.85, "cwv": 0.001}}
+    assert choose_within_epsilon(val, 0.90, 0.01) == 0.1  # 0.3 is fairest but 5 points down
+    assert choose_within_epsilon(val, 0.90, 0.10) == 0.3
+    assert choose_within_epsilon(val, 0.99, 0.01) == 0.0  # none qualifies: the most accurate
+
+
+def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", pruning="one_shot", rewind=False,
+                    vote_points=3, disparity_weights=(0.0, 1.0), disparity="worst_cell")
+    record = method.run(task, CFG, 0.5, tmp_path)
+    assert record["disparity_weight"] in (0.0, 1.0)
+    assert set(record["search"]) == {"0", "1"}
+    assert record["search_steps"] == method.retrain_config(CFG, 1).steps
+    assert (tmp_path / "mu_0" / "level_00" / "final").is_dir()
+    assert not (tmp_path / "mu_1" / "level_00").exists()  # the second candidate reuses the first's dense phase
+    chosen = record["search"][f"{record['disparity_weight']:g}"]
+    assert record["val"]["accuracy"] == chosen["accuracy"]
+    assert choose_within_epsilon(
+        {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01
+    ) == record["disparity_weight"]

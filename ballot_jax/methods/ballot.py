@@ -41,6 +41,7 @@ from ballot_jax.methods.base import Record, finish_record, level_plan
 from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 SELECTIONS = ("conflict", "vote")
+PRUNINGS = ("iterative", "one_shot")
 VOTE_SEED = 0xB011  # the vote's batch stream: (run seed, VOTE_SEED, level) seeds its batches
 
 
@@ -70,6 +71,8 @@ def make_vote_grads(model):
 class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
     selection: str = "conflict"  # "conflict" (ours: one-point conflict score) | "vote" (the authors')
+    pruning: str = "iterative"  # "iterative" (f per level, as LTH) | "one_shot" (the authors': one level)
+    rewind: bool = True  # retrain from θ_k (LTH) | False: fine-tune the trained weights (fresh optimizer)
     score: ballot.BallotConfig = ballot.BallotConfig()
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
@@ -84,24 +87,31 @@ class Ballot:
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch)
     disparity: str = "loss_var"  # D: "loss_var" (variance of group losses) | "worst_cell" | "dp" | "eo"
     disparity_temperature: float = 0.5  # τ of "worst_cell"
+    # μ chosen per run on validation: the fairest candidate (val CWV) whose val accuracy is within
+    # ε of the dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε); empty: μ = disparity_weight.
+    disparity_weights: tuple = ()
+    epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     name: str = "ballot"
 
-    def retrain_config(self, config: TrainConfig) -> TrainConfig:
-        """The refined-training phase config for levels >= 1."""
-        if self.lr == "rewind":
-            return dataclasses.replace(config, balanced_sampling=self.balanced_sampling)
-        if self.lr != "warmup_cosine":
+    def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
+        """The refined-training phase config for levels >= 1.
+
+        Every level gets LTH's T − k steps; one-shot pruning (``num_levels`` = the levels iterative
+        pruning would take) gets them all in its single level, so the budget is LTH's.
+        """
+        steps = (config.steps - config.rewind_step) * (num_levels if self.pruning == "one_shot" else 1)
+        if self.lr not in ("rewind", "warmup_cosine"):
             raise ValueError(f"Ballot.lr must be 'warmup_cosine' or 'rewind', got {self.lr!r}")
-        steps = config.steps - config.rewind_step
-        return dataclasses.replace(
-            config,
-            steps=steps,
-            rewind_step=0,
-            rewind_lr=False,
-            schedule="warmup_cosine",
-            warmup_steps=max(1, int(self.warmup_fraction * steps)),
-            balanced_sampling=self.balanced_sampling,
+        if self.lr == "rewind" and self.rewind:  # continue θ_k's schedule and optimizer state
+            return dataclasses.replace(
+                config, steps=config.rewind_step + steps, balanced_sampling=self.balanced_sampling
+            )
+        fresh = dataclasses.replace(
+            config, steps=steps, rewind_step=0, rewind_lr=False, balanced_sampling=self.balanced_sampling
         )
+        if self.lr == "rewind":  # fine-tuning: the run's schedule from its start, fresh optimizer
+            return fresh
+        return dataclasses.replace(fresh, schedule="warmup_cosine", warmup_steps=max(1, int(self.warmup_fraction * steps)))
 
     def conflict_scores(self, task: Task, config: TrainConfig):
         """``scores(state, seed) -> keep scores``: conflict statistics of ``state`` from
@@ -154,25 +164,29 @@ class Ballot:
 
         return cast
 
-    def voting(self, task: Task, config: TrainConfig, keep_counts, workdir: pathlib.Path, trainer: Trainer):
+    def voting(self, task: Task, config: TrainConfig, retrain: TrainConfig, keep_counts, workdir: pathlib.Path,
+               trainer: Trainer, dense_dir: pathlib.Path | None = None):
         """(observe, score_fn) of the vote: hooks that cast ballots during the phase preceding each
         pruning step (saved under ``<phase dir>/votes/point_SSSSSS``), and the score that keeps the
-        most-voted weights (the phase's final state casts the last ballot)."""
+        most-voted weights (the phase's final state casts the last ballot). With ``dense_dir`` the
+        dense phase was watched by an earlier run: its ballots are read from there, not cast again."""
         cast = self.vote_ballot_fn(task, config, trainer)
-        retrain = self.retrain_config(config)
 
         def span(level: int) -> tuple[int, int]:  # (first, end) step of the phase scored for ``level``
             if level == 1:
                 return 0, config.steps
-            return (retrain.rewind_step if retrain.rewind_lr else 0), retrain.steps
+            return (retrain.rewind_step if retrain.rewind_lr and self.rewind else 0), retrain.steps
 
         def seed(level: int, step: int) -> int:
             return int(np.random.SeedSequence([config.seed, VOTE_SEED, level, step]).generate_state(1)[0])
 
         def path(level: int, step: int) -> pathlib.Path:
-            return level_dir(workdir, level - 1) / "votes" / f"point_{step:06d}"
+            phase = (dense_dir or level_dir(workdir, 0)) if level == 1 else level_dir(workdir, level - 1)
+            return phase / "votes" / f"point_{step:06d}"
 
         def observe(level: int, directory: pathlib.Path):
+            if level == 1 and dense_dir is not None:
+                return None
             first, end = span(level)
             inner = set(vote_points(first, end, self.vote_points)) - {end}
 
@@ -194,36 +208,81 @@ class Ballot:
 
         return observe, score_fn
 
-    def retrain_objective(self, num_groups: int, num_classes: int):
+    def retrain_objective(self, num_groups: int, num_classes: int, weight: float | None = None):
         """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``)."""
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
-        return fair_objective(num_groups, kind, self.disparity_weight, self.disparity_temperature)
+        weight = self.disparity_weight if weight is None else weight
+        return fair_objective(num_groups, kind, weight, self.disparity_temperature)
 
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
         if self.selection not in SELECTIONS:
             raise ValueError(f"Ballot.selection must be one of {SELECTIONS}, got {self.selection!r}")
-        info = task.data.info
+        if self.pruning not in PRUNINGS:
+            raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         workdir = pathlib.Path(workdir)
-        keep_counts = level_plan(init_state(task, config).mask, sparsity, self.fraction)
+        iterative = level_plan(init_state(task, config).mask, sparsity, self.fraction)
+        keep_counts = iterative[-1:] if self.pruning == "one_shot" else iterative
+        retrain = self.retrain_config(config, len(iterative))
+        if self.selection == "vote":
+            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
+        if not self.disparity_weights:
+            levels = self._run_levels(task, config, retrain, keep_counts, self.disparity_weight, workdir, dense_dir)
+            return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection)
+        return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
+
+    def _run_levels(self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None):
+        info = task.data.info
         trainer = Trainer(task)
         observe, score_fn = None, self.score_fn(task, config)
         if self.selection == "vote":
-            observe, score_fn = self.voting(task, config, keep_counts, workdir, trainer)
-            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
+            observe, score_fn = self.voting(task, config, retrain, keep_counts, workdir, trainer, watched_dense)
         plan = LevelPlan(
-            keep_counts,
-            retrain=self.retrain_config(config),
-            retrain_objective=self.retrain_objective(info.num_groups, info.num_classes),
-            observe=observe,
+            keep_counts, rewind=self.rewind, retrain=retrain,
+            retrain_objective=self.retrain_objective(info.num_groups, info.num_classes, weight), observe=observe,
         )
-        levels = run_levels(
-            task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir, trainer=trainer
+        return run_levels(
+            task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir or watched_dense, trainer=trainer
         )
-        return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection)
+
+    def _search(self, task, config, retrain, keep_counts, sparsity, workdir, dense_dir) -> Record:
+        """μ chosen on validation under the accuracy constraint: every candidate retrains from the same
+        selection (one dense phase, shared); the fairest (val CWV, then val accuracy) of those whose
+        val accuracy is within ε of the dense model's wins, else the most accurate. The candidates'
+        extra steps are the search's cost (``search_steps``)."""
+        runs = {}
+        for i, weight in enumerate(self.disparity_weights):
+            shared = None if i == 0 else (dense_dir or level_dir(workdir / f"mu_{self.disparity_weights[0]:g}", 0))
+            runs[weight] = self._run_levels(
+                task, config, retrain, keep_counts, weight, workdir / f"mu_{weight:g}",
+                dense_dir=dense_dir if i == 0 else None, watched_dense=shared,
+            )
+        dense_acc = runs[self.disparity_weights[0]][0]["val"]["accuracy"]
+        chosen = choose_within_epsilon(
+            {w: lv[-1]["val"] for w, lv in runs.items()}, dense_acc, self.epsilon
+        )
+        levels = runs[chosen]
+        per_level = retrain.steps - (retrain.rewind_step if self.rewind and retrain.rewind_lr else 0)
+        search_steps = (len(runs) - 1) * len(keep_counts) * per_level
+        search = {f"{w:g}": {"accuracy": lv[-1]["val"]["accuracy"], "cwv": lv[-1]["val"]["cwv"]} for w, lv in runs.items()}
+        return finish_record(
+            self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=chosen,
+            search=search, search_steps=search_steps,
+        )
+
+
+def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float):
+    """The key of ``val`` ({candidate: {"accuracy", "cwv"}}) with the lowest CWV (then the higher
+    accuracy, then the first) among those with accuracy >= reference − ε; if none qualifies, the
+    most accurate."""
+    keys = list(val)
+    ok = [k for k in keys if val[k]["accuracy"] >= reference_accuracy - epsilon]
+    if not ok:
+        return max(keys, key=lambda k: (val[k]["accuracy"], -keys.index(k)))
+    return min(ok, key=lambda k: (val[k]["cwv"], -val[k]["accuracy"], keys.index(k)))
 
 
 __all__ = ["Ballot"]
