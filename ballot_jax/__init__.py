@@ -22,6 +22,7 @@ from ballot_jax.masks import (
     sparsity_summary,
 )
 from ballot_jax import ballot
+from ballot_jax import stats
 from ballot_jax.grads import GroupGrads, per_group_grads
 from ballot_jax.metrics import (
     accuracy_by_group,

@@ -29,6 +29,8 @@ from ml_collections import config_dict
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, TrainConfig
 from ballot_jax.methods import METHODS as METHOD_CLASSES
+from experiments import reports
+from experiments.reports import results_markdown, summarize_record, write_plots  # noqa: F401 (re-exported)
 
 Record = dict[str, Any]
 
@@ -449,180 +451,21 @@ def run_experiment(config: config_dict.ConfigDict, workdir: str | pathlib.Path) 
 
 
 # --------------------------------------------------------------------------------------------------
-# Reports
+# Reports: the tables, the paired comparison over seeds and the plots live in experiments/reports.py.
 
 
-def summarize_record(record: Record) -> Record:
-    """``record`` for results.json: per-level history reduced to sparsity and test accuracy/CWV/MCD."""
-    out = {k: v for k, v in record.items() if k != "levels"}
-    if "levels" in record:
-        out["levels"] = [
-            {
-                "level": lv.get("level", i),
-                "sparsity": lv.get("sparsity"),
-                "test_accuracy": lv.get("test", {}).get("accuracy"),
-                "test_cwv": lv.get("test", {}).get("cwv"),
-                "test_mcd": lv.get("test", {}).get("mcd"),
-                "train_time_s": lv.get("train_time_s"),
-            }
-            for i, lv in enumerate(record["levels"])
-        ]
-    return out
-
-
-def _groups(records: Sequence[Record]) -> dict[tuple[str, float], list[Record]]:
-    """Records keyed by (method, target sparsity), in first-seen order."""
-    out: dict[tuple[str, float], list[Record]] = {}
-    for r in records:
-        out.setdefault((r["method"], float(r["target_sparsity"])), []).append(r)
-    return out
-
-
-def _values(records: Sequence[Record], key: str, split: str = "test") -> np.ndarray:
-    if key == "train_time_s":
-        return np.array([float(r["train_time_s"]) for r in records])
-    return np.array([float(r[split][key]) if r[split].get(key) is not None else math.nan for r in records])
-
-
-def _mean_std(values: np.ndarray) -> tuple[float, float]:
-    mean = float(np.mean(values))
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-    return mean, std
-
-
-def _fmt(values: np.ndarray, spec: str, scale: float = 1.0) -> str:
-    mean, std = _mean_std(values * scale)
-    if len(values) > 1:
-        return f"{mean:{spec}} ± {std:{spec}}"
-    return f"{mean:{spec}}"
-
-
-BINARY_METRICS = (
-    ("demographic_parity_difference", "DP diff"),
-    ("equal_opportunity_difference", "EOpp diff"),
-    ("equalized_odds_difference", "EOdds diff"),
-)
-
-
-def _is_binary(records: Sequence[Record]) -> bool:
-    return bool(records) and all("demographic_parity_difference" in r["test"] for r in records)
-
-
-def results_markdown(records: Sequence[Record]) -> str:
-    """The results tables in Markdown: one row per (method, sparsity), and Ballot's improvements."""
-    from ballot_jax.metrics import fairness_improvement
-
-    groups = _groups(records)
-    binary = _is_binary(records)
-    seeds = sorted({r.get("seed", 0) for r in records})
-    title = records[0].get("dataset", "experiment") if records else "experiment"
-    lines = [f"# Results: {title}", ""]
-    note = f"Test split; {len(seeds)} seed(s) {seeds}"
-    if len(seeds) > 1:
-        note += ", mean ± std (ddof=1) over seeds"
-    lines += [note + ". Accuracies in %; CWV = variance of group accuracies (fractions), "
-              "MCD = max − min group accuracy; lower CWV/MCD is fairer.", ""]
-    header = ["Method", "Sparsity", "Accuracy (%)", "CWV", "MCD", "Worst-group acc (%)"]
-    if binary:
-        header += [label for _, label in BINARY_METRICS]
-    header += ["Train time (s)"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-    order = sorted(groups, key=lambda k: (k[1], list(groups).index(k)))
-    for method, sparsity in order:
-        rs = groups[(method, sparsity)]
-        achieved = np.mean([float(r.get("sparsity", sparsity)) for r in rs])
-        row = [method, f"{achieved:.3f}", _fmt(_values(rs, "accuracy"), ".2f", 100), _fmt(_values(rs, "cwv"), ".5f"),
-               _fmt(_values(rs, "mcd"), ".4f"), _fmt(_values(rs, "worst_group_accuracy"), ".2f", 100)]
-        if binary:
-            row += [_fmt(_values(rs, key), ".4f") for key, _ in BINARY_METRICS]
-        row += [_fmt(_values(rs, "train_time_s"), ".1f")]
-        lines.append("| " + " | ".join(row) + " |")
-
-    lines += ["", "## Fairness improvement of Ballot over each baseline", ""]
-    metrics = [("cwv", "CWV"), ("mcd", "MCD")] + ([BINARY_METRICS[0], BINARY_METRICS[2]] if binary else [])
-    rows = []
-    for method, sparsity in order:
-        if method in (REFERENCE, "dense") or (REFERENCE, sparsity) not in groups:
-            continue
-        ours, theirs = groups[(REFERENCE, sparsity)], groups[(method, sparsity)]
-        row = [method, f"{sparsity:g}"]
-        for key, _ in metrics:
-            imp = fairness_improvement(np.mean(_values(ours, key)), np.mean(_values(theirs, key)))
-            row.append("n/a (baseline 0)" if math.isnan(imp) else f"{100 * imp:+.1f}%")
-        delta = 100 * (np.mean(_values(ours, "accuracy")) - np.mean(_values(theirs, "accuracy")))
-        row.append(f"{delta:+.2f}")
-        rows.append(row)
-    if rows:
-        lines += ["1 − mean(metric of Ballot) / mean(metric of the baseline) at the same target sparsity "
-                  "(positive = Ballot is fairer); last column: Ballot's accuracy minus the baseline's, "
-                  "in percentage points.", ""]
-        header = ["Baseline", "Sparsity"] + [label for _, label in metrics] + ["Δ accuracy (pp)"]
-        lines += ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
-        lines += ["| " + " | ".join(r) + " |" for r in rows]
-    else:
-        lines.append("(needs ballot and at least one pruning baseline at the same sparsity)")
-    return "\n".join(lines) + "\n"
-
-
-PLOTS = (("accuracy", "Test accuracy (%)", 100.0), ("cwv", "CWV (lower is fairer)", 1.0),
-         ("mcd", "MCD (lower is fairer)", 1.0))
-
-
-def write_plots(records: Sequence[Record], workdir: pathlib.Path) -> list[pathlib.Path]:
-    """``<metric>_vs_sparsity.png`` for accuracy, CWV and MCD: one line per method (dodged sideways
-    by a few thousandths of sparsity), error bars = std over seeds, dense as a horizontal reference
-    line (with a ±std band)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    groups = _groups(records)
-    methods = list(dict.fromkeys(m for m, _ in groups))
-    dataset = records[0].get("dataset", "") if records else ""
-    paths = []
-    for key, label, scale in PLOTS:
-        fig = Figure(figsize=(6, 4), dpi=120)
-        FigureCanvasAgg(fig)
-        ax = fig.add_subplot()
-        pruned = [m for m in methods if m != "dense"]
-        for method in methods:
-            points = sorted((s, _values(rs, key) * scale) for (m, s), rs in groups.items() if m == method)
-            if method == "dense":
-                mean, std = _mean_std(points[0][1])
-                ax.axhline(mean, color="black", linestyle="--", linewidth=1, label="dense")
-                if std > 0:
-                    ax.axhspan(mean - std, mean + std, color="black", alpha=0.08)
-                continue
-            # Dodge the methods sideways a little so overlapping points and error bars stay visible.
-            dodge = 0.004 * (pruned.index(method) - (len(pruned) - 1) / 2)
-            xs = [s + dodge for s, _ in points]
-            stats = [_mean_std(v) for _, v in points]
-            ax.errorbar(xs, [m for m, _ in stats], yerr=[s for _, s in stats], marker="o", capsize=3,
-                        label=method, linewidth=2 if method == REFERENCE else 1)
-        ticks = sorted({s for (m, s) in groups if m != "dense"})
-        if ticks:
-            ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
-            if len(ticks) == 1:
-                ax.set_xlim(ticks[0] - 0.05, ticks[0] + 0.05)
-        ax.set_xlabel("sparsity (fraction of prunable weights pruned)")
-        ax.set_ylabel(label)
-        ax.set_title(f"{dataset}: {label.split(' (')[0]} vs sparsity")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        path = workdir / f"{key}_vs_sparsity.png"
-        fig.savefig(path)
-        paths.append(path)
-    return paths
+def report_against(config: config_dict.ConfigDict) -> list[str] | None:
+    """The methods the paired comparison sets against every other pruning method:
+    ``config.report_against`` (comma-separated names) when the config has that field and it is not
+    empty, else None (``reports.default_against``: REFERENCE and every method named "ballot*")."""
+    value = config.get("report_against")
+    return parse_list(value, str) if value else None
 
 
 def write_results(records: Sequence[Record], config: config_dict.ConfigDict, workdir: pathlib.Path) -> None:
-    """results.json (records without bulky per-level metrics), results.md, and the plots."""
-    workdir = pathlib.Path(workdir)
-    payload = {"config": config_to_json(config), "records": [summarize_record(r) for r in records]}
-    checkpoints.write_json(workdir / "results.json", payload)
-    (workdir / "results.md").write_text(results_markdown(records))
-    if records:
-        write_plots(records, workdir)
+    """results.json, results.md and the plots (:func:`experiments.reports.write_results`)."""
+    reports.write_results(records, workdir, config_to_json(config), reference=REFERENCE,
+                          against=report_against(config))
 
 
 # --------------------------------------------------------------------------------------------------

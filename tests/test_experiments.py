@@ -220,3 +220,133 @@ def test_cell_accuracy_refuses_runs_without_level_checkpoints(finished):
         cell_accuracy.main(["--workdir", str(workdir), "--method", "fairscratch", "--sparsity", "0.5"])
     with pytest.raises(SystemExit, match="--sparsity"):
         cell_accuracy.main(["--workdir", str(workdir), "--method", "lth"])
+
+
+# --- Paired comparison over seeds (experiments/reports.py), on hand-made records: no training ---
+
+NOISE = (0.002, -0.002, 0.001, -0.001, 0.0005)
+
+
+def _paired_records(seeds=range(5)):
+    """ballot beats lth on every seed and metric; against magnitude it differs by sign-flipping noise."""
+    records = []
+    for s in seeds:
+        n = NOISE[s % 5]
+        records += [
+            _record("dense", 0.0, s, 0.90, 0.010, 0.20),
+            _record("lth", 0.8, s, 0.78 + n + 0.002 * s, 0.020 + 0.001 * s, 0.40),
+            _record("magnitude", 0.8, s, 0.81, 0.012, 0.30),
+            _record("ballot", 0.8, s, 0.81 + n, 0.012 + n / 10, 0.30 + NOISE[(s + 2) % 5]),
+        ]
+    return records
+
+
+def _paired_tables(md):
+    """``{"ballot vs lth, sparsity 0.8": [[metric, better, diffs, mean, ci, wins, verdict], ...]}``."""
+    section = md.split("## Paired comparison over seeds", 1)[1]
+    tables, title = {}, None
+    for line in section.splitlines():
+        if line.startswith("### "):
+            title = line[4:].split(" (seeds")[0]
+            tables[title] = []
+        elif title and line.startswith("| ") and not line.startswith("| Metric"):
+            tables[title].append(line.strip("| ").split(" | "))
+    return tables
+
+
+def test_paired_section_separates_a_clear_win_from_noise(tmp_path):
+    from ballot_jax import stats
+
+    records = _paired_records()
+    run.write_results(records, run.base_config(), tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    assert "## Paired comparison over seeds" in md
+    assert "### ballot vs lth, sparsity 0.8 (seeds 0, 1, 2, 3, 4)" in md
+    tables = _paired_tables(md)
+    assert list(tables) == ["ballot vs lth, sparsity 0.8", "ballot vs magnitude, sparsity 0.8"]  # no dense
+    metrics = ["Accuracy (pp)", "CWV", "MCD", "Worst-group acc (pp)"]  # not binary: no DP / EOdds
+    for title, rows in tables.items():
+        assert [r[0] for r in rows] == metrics, title
+        assert [r[1] for r in rows] == ["higher", "lower", "lower", "higher"]
+    for row in tables["ballot vs lth, sparsity 0.8"]:
+        assert row[5:] == ["5/5", "significant, better"], row
+    for row in tables["ballot vs magnitude, sparsity 0.8"]:
+        assert row[6] == "not significant", row
+        low, high = (float(v) for v in row[4].strip("[]").split(", "))
+        assert low < 0 < high
+    cwv = tables["ballot vs lth, sparsity 0.8"][1]
+    expected = [0.012 + NOISE[s] / 10 - (0.020 + 0.001 * s) for s in range(5)]
+    assert cwv[2] == ", ".join(f"{d:+.5f}" for d in expected)
+    assert cwv[3] == f"{sum(expected) / 5:+.5f}"
+    assert tables["ballot vs magnitude, sparsity 0.8"][0][2] == "+0.20, -0.20, +0.10, -0.10, +0.05"  # pp
+    assert tables["ballot vs magnitude, sparsity 0.8"][0][5] == "3/5"
+
+    # results.json: the same numbers under "paired", one entry per (method, baseline, metric).
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert {"config", "records", "paired"} <= set(results)
+    paired = results["paired"]
+    assert [(e["method"], e["baseline"], e["metric"]) for e in paired] == [
+        ("ballot", b, m) for b in ("lth", "magnitude") for m in ("accuracy", "cwv", "mcd", "worst_group_accuracy")]
+    entry = paired[1]
+    assert entry["sparsity"] == 0.8 and entry["seeds"] == [0, 1, 2, 3, 4] and entry["n"] == 5
+    assert entry["differences"] == pytest.approx(expected)
+    ref = stats.paired_comparison({s: 0.012 + NOISE[s] / 10 for s in range(5)},
+                                  {s: 0.020 + 0.001 * s for s in range(5)}, num_resamples=10_000, seed=0)
+    assert (entry["ci_low"], entry["ci_high"]) == (ref.ci_low, ref.ci_high)
+    assert entry["significant"] and entry["wins"] == 5 and entry["verdict"] == "significant, better"
+    assert f"[{ref.ci_low:+.5f}, {ref.ci_high:+.5f}]" == cwv[4]
+    assert [e["significant"] for e in paired[4:]] == [False] * 4
+    assert all(e["verdict"] == "not significant" for e in paired[4:])
+    # The function run.py re-exports gives the same section.
+    assert run.results_markdown(records).split("## Paired")[1] == md.split("## Paired")[1]
+
+
+def test_paired_section_variants_binary_metrics_and_few_seeds():
+    records = []
+    for s in range(3):
+        for method, dp in (("lth", 0.30), ("ballot", 0.10), ("ballot_vote", 0.12)):
+            r = _record(method, 0.8, s, 0.8, 0.02, 0.3)
+            r["test"].update(demographic_parity_difference=dp + 0.01 * s, equal_opportunity_difference=dp,
+                             equalized_odds_difference=dp + 0.02)
+            records.append(r)
+    md = run.results_markdown(records)
+    tables = _paired_tables(md)
+    # Variants are grouped by their "method" field and compared like the reference, not with it.
+    assert list(tables) == ["ballot vs lth, sparsity 0.8", "ballot_vote vs lth, sparsity 0.8"]
+    for rows in tables.values():
+        assert [r[0] for r in rows][-2:] == ["DP diff", "EOdds diff"]
+        assert all(r[6] == "n < 5: no claim" for r in rows), rows
+        assert rows[4][5] == "3/3"  # DP: lower on every seed, still no claim with 3 seeds
+        assert rows[0][5] == "0/3"  # equal accuracy: ties are not wins
+
+
+def test_paired_section_report_against_unpaired_seeds_and_missing_values(tmp_path):
+    from experiments import reports
+
+    records = [r for r in _paired_records() if not (r["method"] == "magnitude" and r["seed"] == 4)]
+    next(r for r in records if r["method"] == "lth" and r["seed"] == 1)["test"]["worst_group_accuracy"] = None
+    config = run.base_config()
+    assert run.report_against(config) is None
+    assert reports.default_against(["dense", "lth", "ballot", "ballot_vote"]) == ["ballot", "ballot_vote"]
+    config.report_against = "lth"
+    assert run.report_against(config) == ["lth"]
+    run.write_results(records, config, tmp_path)
+    md = (tmp_path / "results.md").read_text()
+    tables = _paired_tables(md)
+    assert list(tables) == ["lth vs magnitude, sparsity 0.8", "lth vs ballot, sparsity 0.8"]
+    assert "### lth vs magnitude, sparsity 0.8 (seeds 0, 1, 2, 3)" in md
+    assert "Seeds without a partner, left out: lth: 4" in md
+    assert [r[6] for r in tables["lth vs magnitude, sparsity 0.8"]] == ["n < 5: no claim"] * 3 + ["n/a (missing values)"]
+    worst = tables["lth vs ballot, sparsity 0.8"][3]
+    assert worst[0] == "Worst-group acc (pp)" and worst[4] == "n/a" and worst[6] == "n/a (missing values)"
+    assert tables["lth vs ballot, sparsity 0.8"][1][5:] == ["0/5", "significant, worse"]  # lth's CWV is higher
+    paired = json.loads((tmp_path / "results.json").read_text())["paired"]
+    assert paired[0]["unpaired_seeds"] == {"lth": [4]} and paired[0]["seeds"] == [0, 1, 2, 3]
+    missing = next(e for e in paired if e["baseline"] == "ballot" and e["metric"] == "worst_group_accuracy")
+    assert "seed(s) [1]" in missing["error"] and "mean_difference" not in missing
+
+
+def test_paired_section_without_a_comparison():
+    records = [_record("dense", 0.0, 0, 0.9, 0.01, 0.2), _record("lth", 0.8, 0, 0.8, 0.02, 0.4)]
+    md = run.results_markdown(records)
+    assert "## Paired comparison over seeds\n\n(needs a method of report_against" in md
