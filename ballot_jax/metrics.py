@@ -15,6 +15,10 @@ Formulas (G groups, C classes)::
     a_g        = sum_t conf[g, t, t] / n_g   (0 if n_g = 0)       per-group accuracy
     accuracy   = sum_g sum_t conf[g, t, t] / sum_g n_g   (0 if there are no examples)
     cwv        = (1/|P|) sum_{g in P} (a_g - mean_{h in P} a_h)^2     population variance (ddof=0)
+    cwv_overall = (1/|P|) sum_{g in P} (a_g - accuracy)^2             the Ballot authors' CWV: the
+                  deviation from the OVERALL accuracy, not from the mean group accuracy; it equals
+                  cwv + (mean_{P} a_g - accuracy)^2, so cwv_overall >= cwv, with equality when
+                  the overall accuracy is the mean group accuracy (e.g. equally large groups)
     mcd        = max_{g in P} a_g - min_{g in P} a_g
     worst_group_accuracy = min_{g in P} a_g
     num_empty_groups     = G - |P|
@@ -30,7 +34,8 @@ Binary targets only (C == 2, decided statically from the shape; label 1 is the p
                                     (fairlearn's default ``agg="worst_case"``)
 
 Groups that do not qualify (no examples; no positives for TPR; no negatives for FPR) are EXCLUDED,
-never NaN. When no group qualifies, a max-min difference, ``cwv`` and ``worst_group_accuracy`` are 0.
+never NaN. When no group qualifies, a max-min difference, ``cwv``, ``cwv_overall`` and
+``worst_group_accuracy`` are 0.
 (fairlearn instead assigns a rate of 0 to a group without positives/negatives; we exclude it.)
 
 Validation: mismatched shapes of ``y_true`` / ``y_pred`` / ``groups`` and non-integer dtypes raise
@@ -57,6 +62,7 @@ __all__ = [
     "metrics_from_confusion",
     "accuracy_by_group",
     "group_wise_variance",
+    "group_wise_variance_overall",
     "max_group_discrepancy",
     "worst_group_accuracy",
     "demographic_parity_difference",
@@ -225,7 +231,8 @@ def _confusion_fn(y_true, y_pred, groups, num_groups: int, num_classes: int) -> 
 _confusion_impl = jax.jit(_confusion_fn, static_argnames=("num_groups", "num_classes"))
 
 
-def _accuracy_fn(y_true, y_pred, groups, num_groups: int) -> GroupAccuracy:
+def _correct_and_count(y_true, y_pred, groups, num_groups: int):
+    """Per-group (correct, count) int32 [G] by segment sums; bad group ids are dropped."""
     t = jnp.asarray(y_true).reshape(-1).astype(jnp.int32)
     p = jnp.asarray(y_pred).reshape(-1).astype(jnp.int32)
     g = jnp.asarray(groups).reshape(-1).astype(jnp.int32)
@@ -235,7 +242,11 @@ def _accuracy_fn(y_true, y_pred, groups, num_groups: int) -> GroupAccuracy:
     correct = jax.ops.segment_sum(
         (valid & (t == p)).astype(jnp.int32), idx, num_segments=num_groups
     )
-    return _group_accuracy(correct, count)
+    return correct, count
+
+
+def _accuracy_fn(y_true, y_pred, groups, num_groups: int) -> GroupAccuracy:
+    return _group_accuracy(*_correct_and_count(y_true, y_pred, groups, num_groups))
 
 
 _accuracy_impl = jax.jit(_accuracy_fn, static_argnames=("num_groups",))
@@ -265,6 +276,19 @@ def _masked_var(values: jax.Array, mask: jax.Array) -> jax.Array:
     return (jnp.sum(jnp.where(mask, (values - mean) ** 2, 0.0)) / k).astype(jnp.float32)
 
 
+def _masked_sq_dev(values: jax.Array, mask: jax.Array, centre: jax.Array) -> jax.Array:
+    """Mean over ``mask`` of (values - centre)^2; 0 when the mask is empty."""
+    k = jnp.maximum(jnp.sum(mask), 1).astype(jnp.float32)
+    return (jnp.sum(jnp.where(mask, (values - centre) ** 2, 0.0)) / k).astype(jnp.float32)
+
+
+def _overall_accuracy(correct: jax.Array, count: jax.Array) -> jax.Array:
+    """sum(correct) / sum(count) over all groups, 0 without examples."""
+    return (
+        jnp.sum(correct).astype(jnp.float32) / jnp.maximum(jnp.sum(count), 1).astype(jnp.float32)
+    )
+
+
 def _rate(num: jax.Array, den: jax.Array):
     """(num / den with 0 where den == 0, den > 0)."""
     ok = den > 0
@@ -290,12 +314,11 @@ def _metrics_impl(conf: jax.Array) -> dict:
     count = conf.sum(axis=(1, 2))
     correct = jnp.trace(conf, axis1=1, axis2=2)
     ga = _group_accuracy(correct, count)
-    total = jnp.sum(count)
+    accuracy = _overall_accuracy(correct, count)
     out = {
-        "accuracy": (
-            jnp.sum(correct).astype(jnp.float32) / jnp.maximum(total, 1).astype(jnp.float32)
-        ),
+        "accuracy": accuracy,
         "cwv": _masked_var(ga.accuracy, ga.present),
+        "cwv_overall": _masked_sq_dev(ga.accuracy, ga.present, accuracy),
         "mcd": _masked_range(ga.accuracy, ga.present),
         "worst_group_accuracy": _masked_min(ga.accuracy, ga.present),
         "num_empty_groups": (G - jnp.sum(ga.present)).astype(jnp.int32),
@@ -346,7 +369,8 @@ def accuracy_from_confusion(conf: ArrayLike) -> GroupAccuracy:
 def metrics_from_confusion(conf: ArrayLike) -> dict[str, jax.Array]:
     """Scalar metrics from an int [G, C, C] confusion (see the module docstring for formulas).
 
-    Keys: accuracy, cwv, mcd, worst_group_accuracy (float32), num_empty_groups (int32); when
+    Keys: accuracy, cwv, cwv_overall, mcd, worst_group_accuracy (float32), num_empty_groups
+    (int32); when
     C == 2 also demographic_parity_difference, equal_opportunity_difference,
     equalized_odds_difference (float32).
     """
@@ -386,6 +410,29 @@ def group_wise_variance(
     """CWV: population variance (ddof=0) of per-group accuracies over present groups; [N] -> scalar."""
     ga = _acc("group_wise_variance", y_true, y_pred, groups, num_groups)
     return _masked_var(ga.accuracy, ga.present)
+
+
+def group_wise_variance_overall(
+    y_true: ArrayLike, y_pred: ArrayLike, groups: ArrayLike, num_groups: int
+) -> jax.Array:
+    """The Ballot authors' CWV: mean over present groups of (a_g - overall accuracy)^2; -> scalar.
+
+    The centre is the accuracy over all examples (not the mean of the group accuracies as in
+    :func:`group_wise_variance`); 0 when there are no examples.
+    """
+    y_true, y_pred, groups, num_groups = _prepare(
+        "group_wise_variance_overall", y_true, y_pred, groups, num_groups, None
+    )
+    return _cwv_overall_impl(y_true, y_pred, groups, num_groups=num_groups)
+
+
+def _cwv_overall_fn(y_true, y_pred, groups, num_groups: int) -> jax.Array:
+    correct, count = _correct_and_count(y_true, y_pred, groups, num_groups)
+    ga = _group_accuracy(correct, count)
+    return _masked_sq_dev(ga.accuracy, ga.present, _overall_accuracy(correct, count))
+
+
+_cwv_overall_impl = jax.jit(_cwv_overall_fn, static_argnames=("num_groups",))
 
 
 def max_group_discrepancy(

@@ -479,3 +479,223 @@ def test_importing_the_package_does_not_import_tfds():
     result = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
                             env={"PYTHONPATH": str(repo), "JAX_PLATFORMS": "cpu", "PATH": ""})
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+# ----------------------------------------------------------------------------- CelebA: groups = label
+
+
+def test_raw_celeba_groups_equal_the_label(celeba_dir, celeba_zip):
+    # The Ballot authors' protocol: label = Male, groups = the classes.
+    ds = load_celeba(celeba_dir, target="Male", sensitive="label", image_size=4)
+    male = (celeba_table() > 0)[brightness_rank(ds), 0].astype(int)
+    merged = all_splits(ds)
+    assert np.array_equal(merged.y, male) and np.array_equal(merged.group, male)
+    for split in ds[:3]:
+        assert np.array_equal(split.y, split.group)
+    assert ds.info.num_groups == ds.info.num_classes == 2
+    assert ds.info.group_names == ds.info.class_names == ("not Male", "Male")
+    young = load_dataset("celeba", data_dir=str(celeba_zip), target="Young", sensitive="label",
+                         image_size=4)
+    young_rows = (celeba_table() > 0)[brightness_rank(young), 2].astype(int)
+    assert np.array_equal(all_splits(young).group, young_rows)
+    with pytest.raises(ValueError, match="sensitive='label'"):
+        load_celeba(celeba_dir, target="Male", sensitive="label", groups="cell", image_size=4)
+    with pytest.raises(ValueError, match="Lable.*or sensitive='label'"):
+        load_celeba(celeba_dir, sensitive="Lable", image_size=4)
+    with pytest.raises(ValueError, match="unknown CelebA attribute 'label'"):
+        load_celeba(celeba_dir, target="label", image_size=4)
+
+
+# ----------------------------------------------------------------------------- long-tailed CIFAR
+
+
+def test_long_tail_counts_match_the_published_profiles():
+    from ballot_jax.data.cifar import long_tail_counts
+
+    # CIFAR-10-LT of Cao et al. 2019 (LDAM-DRW): 12,406 images at ratio 100, 20,431 at ratio 10
+    lt100 = long_tail_counts(5000, 10, 100)
+    assert lt100.tolist() == [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+    lt10 = long_tail_counts(5000, 10, 10.0)
+    assert lt10.tolist() == [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
+    assert lt10.sum() == 20431
+    assert long_tail_counts(500, 100, 100).sum() == 10847  # CIFAR-100-LT, ratio 100
+    assert long_tail_counts(40, 4, 1.0).tolist() == [40] * 4
+    assert long_tail_counts(7, 1, 10).tolist() == [7]
+    assert long_tail_counts(3, 3, 1000).tolist() == [3, 1, 1]  # at least one per class
+    for bad in (0.5, 0.0, float("inf"), float("nan")):
+        with pytest.raises(ValueError, match="imbalance_ratio"):
+            long_tail_counts(10, 3, bad)
+
+
+def test_long_tail_indices_are_a_seeded_per_class_subset():
+    from ballot_jax.data.cifar import long_tail_indices
+
+    labels = np.repeat(np.arange(5), 40)[np.random.default_rng(3).permutation(200)]
+    kept = long_tail_indices(labels, 16.0, seed=0)
+    assert np.all(np.diff(kept) > 0)  # sorted, no duplicates
+    assert np.bincount(labels[kept], minlength=5).tolist() == [40, 20, 10, 5, 2]
+    assert np.array_equal(kept, long_tail_indices(labels, 16.0, seed=0))
+    assert not np.array_equal(kept, long_tail_indices(labels, 16.0, seed=1))
+    assert np.array_equal(long_tail_indices(labels, 1.0, seed=0), np.arange(200))
+    # classes with fewer examples than their target keep all of them
+    short = np.array([0] * 10 + [1] * 2 + [2] * 9)
+    assert np.bincount(short[long_tail_indices(short, 4.0, seed=0)]).tolist() == [10, 2, 2]
+
+
+def _raw_cifar_brightness(ds: Dataset) -> dict[str, np.ndarray]:
+    """Recover each example's stored brightness (``cifar_files``: 40 + 80 c + 5 i) per split.
+
+    The test split holds every stored test image (known brightness), so the per-channel
+    standardisation (an affine map fitted on train) can be inverted from it.
+    """
+    index = np.concatenate([np.arange(np.sum(ds.test.y == c)) for c in range(3)])
+    raw_test = 40 + 80 * ds.test.y + 5 * index
+    x_test = ds.test.x[..., 0].mean(axis=(1, 2))
+    slope, offset = np.polyfit(raw_test, x_test, 1)
+    return {name: np.round((getattr(ds, name).x[..., 0].mean(axis=(1, 2)) - offset) / slope)
+            for name in ("train", "val", "test")}
+
+
+def test_cifar_folder_long_tailed_train_balanced_val_and_test(tmp_path):
+    folder = write_files(tmp_path / "cifar", cifar_files())
+    balanced = load_cifar_folder(folder, val_fraction=0.25)
+    # 3 train + 1 val per class after the val split; ratio 3: floor(3 * 3^(-c/2)) = 3, 1, 1
+    lt = load_cifar_folder(folder, val_fraction=0.25, imbalance_ratio=3.0)
+    assert np.bincount(lt.train.y, minlength=3).tolist() == [3, 1, 1]
+    assert np.array_equal(lt.train.y, lt.train.group)
+    assert np.bincount(lt.val.y).tolist() == [1, 1, 1] and np.bincount(lt.test.y).tolist() == [2, 2, 2]
+    raw_lt, raw_bal = _raw_cifar_brightness(lt), _raw_cifar_brightness(balanced)
+    # val and test hold the same images as without imbalance; train is a per-class subset of
+    # the balanced train split, disjoint from val
+    assert np.array_equal(raw_lt["val"], raw_bal["val"]) and np.array_equal(raw_lt["test"], raw_bal["test"])
+    assert set(raw_lt["train"]) <= set(raw_bal["train"])
+    assert not set(raw_lt["train"]) & set(raw_lt["val"])
+    assert np.array_equal((raw_lt["train"] - 40) // 80, lt.train.y)
+    np.testing.assert_allclose(lt.train.x.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)  # train statistics
+    again = load_cifar_folder(folder, val_fraction=0.25, imbalance_ratio=3.0)
+    assert all(np.array_equal(a, b) for a, b in zip(lt.train, again.train))
+    # the registered long-tailed CIFAR-10 (ratio 10 by default) and the cifar10 option agree
+    archive = write_zip(tmp_path / "cifar.zip", cifar_files("cifar10/"))
+    lt10 = load_dataset("cifar10_lt", data_dir=str(archive), val_fraction=0.25)
+    opt10 = load_dataset("cifar10", data_dir=str(archive), val_fraction=0.25, imbalance_ratio=10)
+    assert np.bincount(lt10.train.y).tolist() == [3, 1, 1]
+    assert all(np.array_equal(a, b) for a, b in zip(lt10.train, opt10.train))
+    flat = load_dataset("cifar10_lt", data_dir=str(archive), val_fraction=0.25, imbalance_ratio=1)
+    assert np.bincount(flat.train.y).tolist() == [3, 3, 3]
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        load_cifar_folder(folder, imbalance_ratio=0.5)
+
+
+# ----------------------------------------------------------------------------- Tiny ImageNet
+
+TINY_WNIDS = ("n01", "n02", "n03")  # class ids follow the sorted wnids
+TINY_WORDS = {"n01": "alpha, first", "n02": "beta", "n03": "beta, second", "n99": "unused"}
+
+
+def tiny_imagenet_files(prefix: str = "", bad_wnid: bool = False) -> dict[str, bytes]:
+    """tiny-imagenet-200 layout: 4 train + 2 val JPEGs (8x8) per class, class c of brightness
+    40 + 80 c + 5 i; one grayscale train image; an unlabelled test image; val listed shuffled."""
+    files = {
+        prefix + "wnids.txt": "\n".join(["n03", "n01", "n02"]).encode(),
+        prefix + "words.txt": "\n".join(f"{w}\t{t}" for w, t in TINY_WORDS.items()).encode(),
+        prefix + "test/images/test_0.JPEG": image_bytes(255, (8, 8)),
+    }
+    for c, wnid in enumerate(TINY_WNIDS):
+        files[f"{prefix}train/{wnid}/{wnid}_boxes.txt"] = b"ignored"
+        for i in range(4):
+            files[f"{prefix}train/{wnid}/images/{wnid}_{i}.JPEG"] = image_bytes(40 + 80 * c + 5 * i, (8, 8))
+    buffer = io.BytesIO()
+    Image.new("L", (8, 8), 40 + 80 + 15).save(buffer, format="JPEG", quality=95)
+    files[f"{prefix}train/n02/images/n02_3.JPEG"] = buffer.getvalue()  # grayscale, class 1
+    lines = []
+    for k, (c, i) in enumerate([(2, 0), (0, 0), (1, 1), (0, 1), (2, 1), (1, 0)]):
+        files[f"{prefix}val/images/val_{k}.JPEG"] = image_bytes(40 + 80 * c + 5 * i, (8, 8))
+        wnid = "n77" if (bad_wnid and k == 0) else TINY_WNIDS[c]
+        lines.append(f"val_{k}.JPEG\t{wnid}\t0\t0\t7\t7")
+    files[prefix + "val/val_annotations.txt"] = "\n".join(lines).encode()
+    return files
+
+
+def _assert_classes_by_brightness(ds: Dataset) -> None:
+    for split in ds[:3]:
+        assert np.array_equal(split.y, split.group)
+        brightness = split.x[..., 0].mean(axis=(1, 2))
+        for c in range(2):  # every image of class c is darker than every image of class c + 1
+            if np.any(split.y == c) and np.any(split.y == c + 1):
+                assert brightness[split.y == c].max() < brightness[split.y == c + 1].min()
+
+
+def test_tinyimagenet_folder_zip_and_parent(tmp_path):
+    from ballot_jax.data import load_tinyimagenet
+
+    folder = write_files(tmp_path / "raw" / "tiny-imagenet-200", tiny_imagenet_files())
+    ds = load_tinyimagenet(folder, val_fraction=0.25)
+    assert [s.num_examples for s in ds[:3]] == [9, 3, 6]  # train 3 + val 1 per class; test = official val
+    assert ds.info.name == "tinyimagenet"
+    assert ds.info.num_classes == ds.info.num_groups == 3
+    assert ds.info.class_names == ds.info.group_names == ("alpha", "beta (n02)", "beta (n03)")
+    assert ds.train.x.shape[1:] == (8, 8, 3) == ds.info.input_shape and ds.train.x.dtype == np.float32
+    assert np.bincount(ds.val.y).tolist() == [1, 1, 1] and np.bincount(ds.test.y).tolist() == [2, 2, 2]
+    _assert_classes_by_brightness(ds)
+    np.testing.assert_allclose(ds.train.x.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+    archive = write_zip(tmp_path / "tiny-imagenet-200.zip", tiny_imagenet_files("tiny-imagenet-200/"))
+    for other in (load_dataset("tinyimagenet", data_dir=str(archive), val_fraction=0.25),
+                  load_tinyimagenet(folder.parent, val_fraction=0.25)):
+        assert other.info == ds.info
+        for a, b in zip(ds[:3], other[:3]):
+            assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    # without wnids.txt / words.txt: the train folders are the classes, named by wnid
+    bare = {k: v for k, v in tiny_imagenet_files().items() if not k.endswith(("wnids.txt", "words.txt"))}
+    plain = load_tinyimagenet(write_files(tmp_path / "bare", bare), val_fraction=0.25)
+    assert plain.info.class_names == TINY_WNIDS
+    assert np.array_equal(plain.test.y, ds.test.y)
+
+
+def test_tinyimagenet_max_per_class_resize_and_cache(tmp_path, monkeypatch):
+    from ballot_jax.data import load_tinyimagenet
+
+    archive = write_zip(tmp_path / "tiny.zip", tiny_imagenet_files("tiny-imagenet-200/"))
+    cache = tmp_path / "cache"
+    ds = load_tinyimagenet(archive, max_per_class=2, image_size=4, val_fraction=0.5, cache_dir=cache)
+    assert [s.num_examples for s in ds[:3]] == [3, 3, 6]
+    assert ds.test.x.shape == (6, 4, 4, 3)
+    _assert_classes_by_brightness(ds)
+    assert len(list(cache.glob("tinyimagenet-*.npz"))) == 1
+
+    def fail(*args, **kwargs):
+        raise AssertionError("decoded again instead of using the cache")
+
+    monkeypatch.setattr(images_module, "decode_image", fail)
+    again = load_tinyimagenet(archive, max_per_class=2, image_size=4, val_fraction=0.5, cache_dir=cache)
+    assert all(np.array_equal(a, b) for a, b in zip(ds.train, again.train))
+
+
+def test_tinyimagenet_missing_or_bad_data_raises(tmp_path):
+    from ballot_jax.data import load_tinyimagenet
+
+    with pytest.raises(DatasetNotFoundError, match="tiny-imagenet-200") as error:
+        load_dataset("tinyimagenet", data_dir=str(tmp_path / "nowhere.zip"))
+    assert "nowhere.zip" in str(error.value)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="val_annotations.txt"):
+        load_tinyimagenet(tmp_path / "empty")
+    bad = write_files(tmp_path / "bad", tiny_imagenet_files(bad_wnid=True))
+    with pytest.raises(DatasetNotFoundError, match="'n77', which is not a train class"):
+        load_tinyimagenet(bad)
+    files = tiny_imagenet_files()
+    del files["val/images/val_3.JPEG"]
+    with pytest.raises(DatasetNotFoundError, match="val_3.JPEG.*missing"):
+        load_tinyimagenet(write_files(tmp_path / "holes", files))
+
+
+def test_real_celeba_male_as_label_and_long_tailed_cifar10(shared_data):
+    celeba, cifar = shared_data / "celeba-10k.zip", shared_data / "cifar10-jpeg.zip"
+    if not (celeba.exists() and cifar.exists()):
+        pytest.skip(f"{celeba} or {cifar} is absent")
+    ds = load_dataset("celeba", data_dir=str(celeba), max_examples=300, image_size=32,
+                      target="Male", sensitive="label")
+    merged = all_splits(ds)
+    assert np.array_equal(merged.y, merged.group) and 0.3 < merged.group.mean() < 0.55
+    lt = load_dataset("cifar10_lt", data_dir=str(cifar), max_per_class=50)  # 45 train a class
+    assert np.bincount(lt.train.y).tolist() == [45, 34, 26, 20, 16, 12, 9, 7, 5, 4]
+    assert np.bincount(lt.val.y).tolist() == [5] * 10 and np.bincount(lt.test.y).tolist() == [50] * 10

@@ -413,3 +413,66 @@ def test_error_bad_confusion():
         M.accuracy_from_confusion(np.zeros((2, 2), np.int32))
     with pytest.raises(ValueError, match="integer counts"):
         M.metrics_from_confusion(np.zeros((3, 2, 2), np.float32))
+
+
+# --------------------------------------------------------------------------------------------------
+# the Ballot authors' CWV: deviation of the group accuracies from the OVERALL accuracy
+
+
+def ref_cwv_overall(y, p, g, G):
+    """sum_{g present} (a_g - overall accuracy)^2 / #present, in float64 loops; 0 without examples."""
+    y, p, g = (np.asarray(a, np.int64) for a in (y, p, g))
+    if len(y) == 0:
+        return 0.0
+    overall = float(np.mean(y == p))
+    devs = [(float(np.mean(y[g == k] == p[g == k])) - overall) ** 2 for k in range(G) if np.any(g == k)]
+    return float(sum(devs) / len(devs))
+
+
+@SETTINGS
+@given(cases())
+def test_cwv_overall_matches_reference(case):
+    y, p, g, G, C = case
+    want = ref_cwv_overall(y, p, g, G)
+    report = M.fairness_report(y, p, g, G, C)
+    _assert_close(report["cwv_overall"], want, "fairness_report cwv_overall")
+    assert report["cwv_overall"].dtype == jnp.float32 and report["cwv_overall"].shape == ()
+    conf = M.group_confusion(y, p, g, G, C)
+    _assert_close(M.metrics_from_confusion(conf)["cwv_overall"], want, "metrics_from_confusion")
+    _assert_close(M.group_wise_variance_overall(y, p, g, G), want, "group_wise_variance_overall")
+    jitted = jax.jit(M.group_wise_variance_overall, static_argnames="num_groups")
+    _assert_close(jitted(jnp.asarray(y), jnp.asarray(p), jnp.asarray(g), num_groups=G), want, "jit")
+    # cwv_overall = cwv + (mean group accuracy - overall accuracy)^2 >= cwv
+    ref = ref_metrics(y, p, g, G, C)
+    accs = ref["per_group_accuracy"][np.bincount(g, minlength=G) > 0]
+    _assert_close(report["cwv_overall"], ref["cwv"] + (accs.mean() - ref["accuracy"]) ** 2, "identity")
+
+
+def test_cwv_overall_hand_example_differs_from_cwv():
+    # group 0: 3 examples, all right (a=1); group 1: 1 example, wrong (a=0); group 2 empty.
+    # overall accuracy 3/4; cwv (around the mean 1/2) = 1/4;
+    # cwv_overall = ((1 - 3/4)^2 + (0 - 3/4)^2) / 2 = (1/16 + 9/16) / 2 = 5/16.
+    y = np.array([0, 1, 2, 0])
+    p = np.array([0, 1, 2, 1])
+    g = np.array([0, 0, 0, 1])
+    got = M.fairness_report(y, p, g, 3, 3)
+    _assert_close(got["accuracy"], 3 / 4, "accuracy")
+    _assert_close(got["cwv"], 1 / 4, "cwv")
+    _assert_close(got["cwv_overall"], 5 / 16, "cwv_overall")
+    _assert_close(M.group_wise_variance_overall(y, p, g, 3), 5 / 16, "function")
+    # equally large groups: overall accuracy = mean group accuracy, so both CWVs agree (1/4 here)
+    y2, p2, g2 = np.array([0, 0, 1, 1]), np.array([0, 0, 0, 0]), np.array([0, 0, 1, 1])
+    got2 = M.fairness_report(y2, p2, g2, 2, 2)
+    _assert_close(got2["cwv_overall"], got2["cwv"], "equal sizes")
+    _assert_close(got2["cwv_overall"], 1 / 4, "equal sizes value")
+
+
+def test_cwv_overall_empty_inputs_and_single_group():
+    e = np.zeros((0,), np.int32)
+    got = M.fairness_report(e, e, e, 3, 2)
+    assert float(got["cwv_overall"]) == 0.0
+    assert float(M.group_wise_variance_overall(e, e, e, 3)) == 0.0
+    y, p, g = np.array([1, 0, 1, 1]), np.array([1, 1, 0, 1]), np.zeros(4, np.int32)
+    assert float(M.fairness_report(y, p, g, 1, 2)["cwv_overall"]) == 0.0
+    with pytest.raises(ValueError, match="group_wise_variance_overall: groups"):
+        M.group_wise_variance_overall(y, p, g + 3, 2)

@@ -14,6 +14,7 @@ from ballot_jax.models import (
     MODELS,
     MobileNetV2,
     ResNet18,
+    ResNet50,
     SmallCNN,
     VGG16,
     as_engine_model,
@@ -30,6 +31,7 @@ TINY = {
     "mlp": (dict(hidden=(16, 8)), 8),
     "small_cnn": (dict(channels=(4, 8), dense=16), 8),
     "resnet18": (dict(width=4), 16),
+    "resnet50": (dict(width=4), 16),
     "vgg16": (dict(width=4), 16),
     "mobilenet_v2": (dict(width=0.25), 16),
 }
@@ -86,7 +88,7 @@ def test_registry_covers_all_names():
 
 def test_unknown_name_raises_listing_valid_names():
     with pytest.raises(ValueError) as err:
-        get_model("resnet50", 10)
+        get_model("resnet1000", 10)
     for name in MODELS:
         assert name in str(err.value)
 
@@ -315,3 +317,71 @@ def test_classes_reexported():
     assert get_module("resnet18", 2).__class__ is ResNet18
     assert get_module("vgg16", 2).__class__ is VGG16
     assert get_module("mobilenet_v2", 2).__class__ is MobileNetV2
+
+
+# ---- ResNet-50 ----
+
+
+def test_resnet50_init_and_forward_tiny():
+    """A width-2 ResNet-50 (BatchNorm) runs forward in eval and train mode; train updates the stats."""
+    model = get_model("resnet50", NUM_CLASSES, width=2, norm="batch")
+    x = jax.random.normal(jax.random.key(1), (B, 16, 16, 3))
+    params, state = jax.jit(model.init)(_key(0), x)
+    assert set(state) == {"batch_stats"}
+    assert params["head"]["kernel"].shape == (4 * 2 * 8, NUM_CLASSES)  # 4 x width x 2^3 features
+    apply = jax.jit(model.apply, static_argnums=3)
+    logits, same = apply(params, state, x, False, None)
+    assert logits.shape == (B, NUM_CLASSES) and bool(jnp.all(jnp.isfinite(logits)))
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(same)))
+    logits_t, new_state = apply(params, state, x, True, jax.random.key(2))
+    assert logits_t.shape == (B, NUM_CLASSES) and bool(jnp.all(jnp.isfinite(logits_t)))
+    assert jax.tree.structure(new_state) == jax.tree.structure(state)
+    moved = [not np.allclose(a, b) for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(new_state))]
+    assert all(moved)  # every BatchNorm's running mean/var moved towards the batch statistics
+    # 16 bottleneck blocks in stages (3, 4, 6, 3), each with its three convs
+    blocks = sorted(k for k in params if k.startswith("stage"))
+    assert len(blocks) == 16
+    assert [sum(k.startswith(f"stage{i}_") for k in blocks) for i in (1, 2, 3, 4)] == [3, 4, 6, 3]
+
+
+def test_resnet50_kernels_and_param_count():
+    # torchvision resnet50 with a 10-way head: 25,557,032 - 2,049,000 + 20,490 = 23,528,522
+    # (ImageNet stem); the CIFAR 3x3 stem replaces 7*7*3*64 by 3*3*3*64 weights: 23,520,842.
+    for stem, total in (("imagenet", 23_528_522), ("cifar", 23_520_842)):
+        for norm in ("batch", "group"):
+            params, state = jax.eval_shape(
+                get_model("resnet50", 10, width=64, stem=stem, norm=norm).init,
+                jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.float32))
+            assert _count(params) == total, (stem, norm)
+            kernels = {
+                jax.tree_util.keystr(path): leaf.shape
+                for path, leaf in jax.tree_util.tree_leaves_with_path(params)
+                if path[-1].key == "kernel"
+            }
+            # stem + 16 blocks x 3 convs + 4 down-sampling shortcuts = 53 convs, plus the head
+            assert len(kernels) == 54
+            assert sum(len(s) == 4 for s in kernels.values()) == 53
+            assert sum("shortcut_conv" in k for k in kernels) == 4
+            if norm == "batch":  # running mean + var for every BatchNorm scale
+                assert _count(state) == 2 * sum(
+                    int(np.prod(l.shape)) for p, l in jax.tree_util.tree_leaves_with_path(params)
+                    if p[-1].key == "scale")
+    block = params["stage2_block1"]  # first block of stage 2: 256 -> 128 -> 128 (stride 2) -> 512
+    assert block["Conv_0"]["kernel"].shape == (1, 1, 256, 128)
+    assert block["Conv_1"]["kernel"].shape == (3, 3, 128, 128)
+    assert block["Conv_2"]["kernel"].shape == (1, 1, 128, 512)
+    assert block["shortcut_conv"]["kernel"].shape == (1, 1, 256, 512)
+    assert params["head"]["kernel"].shape == (2048, 10)
+
+
+def test_resnet50_imagenet_stem_downsamples_32x():
+    model = get_model("resnet50", 5, width=2, stem="imagenet")
+    x = jnp.zeros((2, 64, 64, 3))
+    out = jax.eval_shape(lambda x: model.apply(*model.init(jax.random.key(0), x), x, False, None)[0], x)
+    assert out.shape == (2, 5)
+    module = get_module("resnet50", 5, width=2, stem="imagenet")
+    assert module.__class__ is ResNet50
+    _, inter = jax.eval_shape(
+        lambda x: module.init_with_output(jax.random.key(0), x, capture_intermediates=True), x)
+    final = inter["intermediates"]["stage4_block3"]["__call__"][0]
+    assert final.shape == (2, 2, 2, 4 * 2 * 8)  # 64 / 32 = 2 spatially

@@ -15,12 +15,14 @@ from ballot_jax.data.celeba import load_celeba, load_celeba_auto, load_celeba_tf
 from ballot_jax.data.cifar import (
     load_cifar,
     load_cifar10,
+    load_cifar10_lt,
     load_cifar100,
     load_cifar_folder,
     load_cifar_tfds,
 )
 from ballot_jax.data.digits import load_digits
 from ballot_jax.data.synthetic import make_synthetic_biased
+from ballot_jax.data.tinyimagenet import load_tinyimagenet
 from ballot_jax.data.utkface import load_utkface
 
 LOADERS: dict[str, Callable[..., Dataset]] = {
@@ -30,6 +32,8 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
     "cifar10": load_cifar10,
     "cifar100": load_cifar100,
     "utkface": load_utkface,
+    "cifar10_lt": load_cifar10_lt,
+    "tinyimagenet": load_tinyimagenet,
 }
 
 
@@ -38,7 +42,9 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 
     "digits": ``load_digits``; "synthetic": ``make_synthetic_biased``; "celeba":
     ``load_celeba_auto`` (``source="auto"|"raw"|"tfds"``); "cifar10"/"cifar100": ``load_cifar``
-    (``source`` likewise); "utkface": ``load_utkface``.
+    (``source`` likewise; ``imbalance_ratio`` > 1 makes train long-tailed); "utkface":
+    ``load_utkface``; "cifar10_lt": ``load_cifar10_lt`` (long-tailed CIFAR-10, ratio 10 by
+    default); "tinyimagenet": ``load_tinyimagenet`` (raw folder or zip).
     """
     if name not in LOADERS:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(LOADERS)}")
@@ -56,11 +62,13 @@ __all__ = [
     "load_celeba_tfds",
     "load_cifar",
     "load_cifar10",
+    "load_cifar10_lt",
     "load_cifar100",
     "load_cifar_folder",
     "load_cifar_tfds",
     "load_dataset",
     "load_digits",
+    "load_tinyimagenet",
     "load_utkface",
     "make_synthetic_biased",
 ]

@@ -1,4 +1,5 @@
-"""CelebA faces: a binary target attribute, groups from a sensitive attribute.
+"""CelebA faces: a binary target attribute, groups from a sensitive attribute (or, with
+``sensitive="label"``, from the target itself: groups = classes).
 
 Two sources give the same ``Dataset``:
 
@@ -31,6 +32,7 @@ ATTR_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
 IMAGE_DIR = "img_align_celeba/"
 GROUP_MODES = ("attribute", "cell")
+LABEL = "label"  # sensitive="label": the group is the label itself (class-wise fairness)
 
 RAW_LAYOUT = (
     "Pass data_dir= one of:\n"
@@ -63,7 +65,9 @@ def load_celeba(
     """Load CelebA from the raw files (folder, parent folder or zip; see the module docstring).
 
     y = (``target`` attribute == +1). ``groups="attribute"``: group = the ``sensitive`` attribute
-    (0/1); ``groups="cell"``: group = 2 * y + attribute (4 cells). Images are centre-cropped to a
+    (0/1); ``groups="cell"``: group = 2 * y + attribute (4 cells). ``sensitive="label"``: group = y
+    (groups = classes, the Ballot authors' protocol with ``target="Male"``; only with
+    ``groups="attribute"``). Images are centre-cropped to a
     square and resized to ``image_size`` (bilinear), then normalised with train statistics.
 
     Splits: with ``list_eval_partition.txt``, the official ones (0 train, 1 val, 2 test). Without
@@ -216,9 +220,16 @@ def celeba_labels(
 ) -> tuple[np.ndarray, np.ndarray, DatasetInfo]:
     """(y, group, info) from a bool attribute matrix; see ``load_celeba`` for the group modes."""
     for name in (target, sensitive):
-        if name not in attr_names:
-            raise ValueError(f"unknown CelebA attribute {name!r}; valid: {', '.join(attr_names)}")
+        if name not in attr_names and not (name == sensitive == LABEL):
+            raise ValueError(f"unknown CelebA attribute {name!r}; valid: {', '.join(attr_names)}"
+                             + (f" (or sensitive={LABEL!r})" if name == sensitive else ""))
     y = attrs[:, list(attr_names).index(target)].astype(np.int32)
+    if sensitive == LABEL:
+        if groups == "cell":
+            raise ValueError(f"groups='cell' with sensitive={LABEL!r} would give the cells "
+                             f"2 * y + y (two of them always empty); use groups='attribute'")
+        return y, y.copy(), DatasetInfo("celeba", 2, 2, binary_group_names(target),
+                                        binary_group_names(target), (image_size, image_size, 3))
     attribute = attrs[:, list(attr_names).index(sensitive)].astype(np.int32)
     if groups == "cell":
         group, group_names = 2 * y + attribute, cell_group_names(target, sensitive)

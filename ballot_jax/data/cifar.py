@@ -7,6 +7,13 @@ Folder layout (the root may also be one sub-folder down, e.g. ``cifar10/train/..
 
 Class ids are the class folder names in sorted order (for CIFAR-10 and CIFAR-100 this is the
 official label order).
+
+Long-tailed variants (``imbalance_ratio`` > 1, e.g. "CIFAR-10-LT" of Cao et al. 2019 and Cui et
+al. 2019): after the balanced validation split is carved off, the TRAIN split keeps
+``n_c = floor(n_max * imbalance_ratio ** (-c / (C - 1)))`` examples of class ``c`` (class 0 is the
+head, class C-1 the tail with ``n_max / imbalance_ratio``), a ``seed``-random subset of each class;
+``n_max`` is the largest class's train count. Validation and test stay balanced.
+``load_dataset("cifar10_lt", ...)`` is CIFAR-10 with ``imbalance_ratio=10`` by default.
 """
 
 from __future__ import annotations
@@ -56,13 +63,16 @@ def load_cifar_folder(
     val_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    imbalance_ratio: float = 1.0,
 ) -> Dataset:
     """Load CIFAR-style data from class sub-folders of a folder or zip (see the module docstring).
 
     ``max_per_class`` keeps the first files (sorted by name) of every class in train and in test.
     ``image_size=None`` keeps the stored size (32 for CIFAR). Val is a ``seed``-random,
     class-stratified ``val_fraction`` of train. ``cache_dir`` stores the decoded images.
+    ``imbalance_ratio`` > 1 makes the train split long-tailed (``long_tail_indices``).
     """
+    check_imbalance_ratio(imbalance_ratio)
     path = os.path.abspath(os.fspath(data_dir))
     with open_source(path, _layout_hint(name)) as source:
         prefix = source.locate("train/")
@@ -75,7 +85,7 @@ def load_cifar_folder(
             s: decode_images(source, files[s], image_size, f"{name} {s}") for s in SPLITS
         })
     return _make_dataset(name, arrays["train"], labels["train"], arrays["test"], labels["test"],
-                         class_names, val_fraction, seed)
+                         class_names, val_fraction, seed, imbalance_ratio)
 
 
 def load_cifar_tfds(
@@ -86,6 +96,7 @@ def load_cifar_tfds(
     val_fraction: float = 0.1,
     seed: int = 0,
     cache_dir: str | os.PathLike | None = None,
+    imbalance_ratio: float = 1.0,
 ) -> Dataset:
     """Load a prepared TFDS ``cifar10`` / ``cifar100`` (never downloads).
 
@@ -94,6 +105,7 @@ def load_cifar_tfds(
     dataset is not prepared in ``data_dir`` (default: TFDS's own).
     """
     _check_name(name)
+    check_imbalance_ratio(imbalance_ratio)
     alternative = (f"Image folders instead: load_dataset('{name}', source='raw', data_dir=<folder "
                    f"or .zip with train/<class>/ and test/<class>/>).")
     sources = open_tfds(name, SPLITS, data_dir, alternative)
@@ -110,7 +122,7 @@ def load_cifar_tfds(
 
     arrays = cached(cache_dir, key, read)
     return _make_dataset(name, arrays["train"], arrays["train_labels"], arrays["test"],
-                         arrays["test_labels"], class_names, val_fraction, seed)
+                         arrays["test_labels"], class_names, val_fraction, seed, imbalance_ratio)
 
 
 def load_cifar(
@@ -145,6 +157,58 @@ def load_cifar100(
 ) -> Dataset:
     """CIFAR-100 (100 fine labels); see ``load_cifar``."""
     return load_cifar("cifar100", data_dir, source, **kwargs)
+
+
+def load_cifar10_lt(
+    data_dir: str | os.PathLike | None = None,
+    source: str = "auto",
+    imbalance_ratio: float = 10.0,
+    **kwargs,
+) -> Dataset:
+    """Long-tailed CIFAR-10 (``load_dataset("cifar10_lt")``): ``load_cifar`` with
+    ``imbalance_ratio`` 10 by default (100 is the other usual setting); groups = classes."""
+    return load_cifar("cifar10", data_dir, source, imbalance_ratio=imbalance_ratio, **kwargs)
+
+
+def check_imbalance_ratio(imbalance_ratio: float) -> float:
+    """``imbalance_ratio`` as a float; raises ``ValueError`` unless it is finite and >= 1."""
+    ratio = float(imbalance_ratio)
+    if not (np.isfinite(ratio) and ratio >= 1.0):
+        raise ValueError(f"imbalance_ratio must be a finite number >= 1 (1 = balanced), got "
+                         f"{imbalance_ratio!r}")
+    return ratio
+
+
+def long_tail_counts(n_max: int, num_classes: int, imbalance_ratio: float) -> np.ndarray:
+    """Exponential long-tail profile: ``n_c = floor(n_max * imbalance_ratio ** (-c / (C - 1)))``.
+
+    int64 [C]; class 0 keeps ``n_max``, class C-1 ``floor(n_max / imbalance_ratio)``; every class
+    keeps at least one example (when ``n_max`` >= 1). Cao et al. 2019 (LDAM), Cui et al. 2019.
+    """
+    ratio = check_imbalance_ratio(imbalance_ratio)
+    if num_classes < 1 or n_max < 0:
+        raise ValueError(f"need num_classes >= 1 and n_max >= 0, got {num_classes}, {n_max}")
+    exponent = np.arange(num_classes) / max(num_classes - 1, 1)
+    # + 1e-9: 4500 * 10 ** -1 is 450.00000000000006 but other products land just below the integer
+    counts = np.floor(n_max * ratio ** -exponent + 1e-9).astype(np.int64)
+    return np.minimum(np.maximum(counts, min(1, n_max)), n_max)
+
+
+def long_tail_indices(
+    labels: np.ndarray, imbalance_ratio: float, seed: int, num_classes: int | None = None
+) -> np.ndarray:
+    """Sorted indices into ``labels`` of a long-tailed subset (see ``long_tail_counts``).
+
+    ``n_max`` is the largest class count in ``labels``; class ``c`` keeps a ``seed``-random subset
+    of ``min(n_c, available)`` of its examples. ``imbalance_ratio=1`` keeps everything.
+    """
+    labels = np.asarray(labels)
+    num_classes = int(labels.max()) + 1 if num_classes is None else num_classes
+    available = np.bincount(labels, minlength=num_classes)
+    targets = long_tail_counts(int(available.max(initial=0)), num_classes, imbalance_ratio)
+    rng = np.random.default_rng([seed, 0x17])  # a stream of its own, not the val split's
+    kept = [rng.permutation(np.flatnonzero(labels == c))[: targets[c]] for c in range(num_classes)]
+    return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
 def _class_files(
@@ -200,9 +264,14 @@ def _make_dataset(
     class_names: Sequence[str],
     val_fraction: float,
     seed: int,
+    imbalance_ratio: float = 1.0,
 ) -> Dataset:
-    """Carve val from train (stratified), normalise with train statistics; groups = classes."""
+    """Carve val from train (stratified), make the rest of train long-tailed when
+    ``imbalance_ratio`` > 1, normalise with train statistics; groups = classes."""
     train, val = carve_val(np.arange(len(train_labels)), train_labels, val_fraction, seed)
+    if imbalance_ratio != 1.0:
+        train = train[long_tail_indices(train_labels[train], imbalance_ratio, seed,
+                                        len(class_names))]
     images = [train_images[train], train_images[val], test_images]
     labels = [train_labels[train], train_labels[val], test_labels]
     info = DatasetInfo(name, len(class_names), len(class_names), tuple(class_names),

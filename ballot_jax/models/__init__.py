@@ -2,9 +2,9 @@
 
 ``get_model(name, num_classes, **kwargs)`` builds a registered module and wraps it with
 :func:`as_engine_model`; ``get_module`` returns the bare Flax module. Registered names:
-``"mlp"``, ``"small_cnn"``, ``"resnet18"``, ``"vgg16"``, ``"mobilenet_v2"``. Keyword arguments go to
-the module's constructor (e.g. ``width``, ``norm``, ``stem``). See :mod:`ballot_jax.models._layers`
-for the normalisation options and the parameter-layout conventions.
+``"mlp"``, ``"small_cnn"``, ``"resnet18"``, ``"resnet50"``, ``"vgg16"``, ``"mobilenet_v2"``.
+Keyword arguments go to the module's constructor (e.g. ``width``, ``norm``, ``stem``). See
+:mod:`ballot_jax.models._layers` for the normalisation options and the parameter-layout conventions.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from ballot_jax.engine.model import Model
 from ballot_jax.models._layers import NORMS
 from ballot_jax.models.adapter import as_engine_model
 from ballot_jax.models.mobilenet import MobileNetV2
-from ballot_jax.models.resnet import ResNet18
+from ballot_jax.models.resnet import ResNet18, ResNet50
 from ballot_jax.models.small import MLP, SmallCNN
 from ballot_jax.models.vgg import VGG16
 
@@ -25,6 +25,7 @@ MODELS: dict[str, type[nn.Module]] = {
     "mlp": MLP,
     "small_cnn": SmallCNN,
     "resnet18": ResNet18,
+    "resnet50": ResNet50,
     "vgg16": VGG16,
     "mobilenet_v2": MobileNetV2,
 }
@@ -50,6 +51,7 @@ __all__ = [
     "NORMS",
     "MobileNetV2",
     "ResNet18",
+    "ResNet50",
     "SmallCNN",
     "VGG16",
     "as_engine_model",
