@@ -4,7 +4,7 @@ from ballot_jax.methods.base import Method, Record, budget_steps, finish_record,
 from ballot_jax.methods.dense import Dense
 from ballot_jax.methods.lth import LTH
 from ballot_jax.methods.magnitude import MagnitudePruning
-from ballot_jax.methods.ballot import Ballot
+from ballot_jax.methods.ballot import Ballot, BallotAuthors
 from ballot_jax.methods.fairscratch import FairScratch
 from ballot_jax.methods.safecompress import SafeCompress
 
@@ -15,4 +15,5 @@ METHODS = {
     "safecompress": SafeCompress,
     "fairscratch": FairScratch,
     "ballot": Ballot,
+    "ballot_authors": BallotAuthors,
 }

@@ -285,4 +285,18 @@ def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float):
     return min(ok, key=lambda k: (val[k]["cwv"], -val[k]["accuracy"], keys.index(k)))
 
 
-__all__ = ["Ballot"]
+@dataclasses.dataclass(frozen=True)
+class BallotAuthors(Ballot):
+    """Ballot as the authors' public code runs it: the literal vote (signed ĝ + η ĝᶠ, weights
+    1/a_g) over the dense training, one-shot pruning to the target, the ticket rewound (to the run's
+    θ_k; theirs: θ_0) and retrained with plain cross-entropy. Every layer votes (theirs: only the
+    classifier), so the ticket has the baselines' sparsity."""
+
+    selection: str = "vote"
+    vote_kind: str = "authors"
+    pruning: str = "one_shot"
+    disparity_weight: float = 0.0
+    name: str = "ballot_authors"
+
+
+__all__ = ["Ballot", "BallotAuthors"]

@@ -1,0 +1,68 @@
+"""Compare finished runs from several workdirs in one report (tables + paired comparison over seeds).
+
+    python -m experiments.compare --run lth=runs/base:lth --run magnitude=runs/base:magnitude \
+        --run ballot_vote=runs/vote:ballot --against ballot_vote [--out report.md]
+
+Each ``--run LABEL=WORKDIR[:METHOD]`` takes the finished records of METHOD (default: LABEL) from
+WORKDIR (its ``seed_*/...`` record files, so a run still in progress contributes what it finished)
+and names them LABEL; variants of one method that ran in separate workdirs (other options) thus
+become rows of their own. ``--against`` lists the labels compared, seed by seed, with every other
+label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, verdict).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Any, Sequence
+
+from experiments import reports
+
+
+def parse_run(spec: str) -> tuple[str, pathlib.Path, str]:
+    """``LABEL=WORKDIR[:METHOD]`` -> (label, workdir, method)."""
+    label, sep, rest = spec.partition("=")
+    if not sep or not label or not rest:
+        raise ValueError(f"--run takes LABEL=WORKDIR[:METHOD], got {spec!r}")
+    workdir, _, method = rest.partition(":")
+    return label, pathlib.Path(workdir), method or label
+
+
+def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
+    """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``)."""
+    pattern = "seed_*/dense.record.json" if method == "dense" else f"seed_*/sparsity_*/{method}.record.json"
+    return [json.loads(p.read_text()) for p in sorted(workdir.glob(pattern))]
+
+
+def collect(specs: Sequence[str]) -> list[dict[str, Any]]:
+    """The records of every ``--run`` spec, relabelled (``method`` := LABEL)."""
+    records = []
+    for spec in specs:
+        label, workdir, method = parse_run(spec)
+        found = load_records(workdir, method)
+        if not found:
+            raise ValueError(f"no finished {method!r} records under {workdir}")
+        records.extend({**r, "method": label} for r in found)
+    return records
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", action="append", required=True, help="LABEL=WORKDIR[:METHOD]")
+    parser.add_argument("--against", default="", help="comma-separated labels compared with the others")
+    parser.add_argument("--out", default="", help="also write the report here")
+    args = parser.parse_args(argv)
+    records = collect(args.run)
+    against = [a for a in args.against.split(",") if a] or None
+    reference = against[0] if against else reports.REFERENCE
+    text = reports.results_markdown(records, reference=reference, against=against)
+    if args.out:
+        pathlib.Path(args.out).write_text(text)
+    print(text)
+    return text
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
