@@ -135,12 +135,13 @@ def test_vote_gradients_weight_examples_by_inverse_group_accuracy():
 
 
 CFG = TrainConfig(steps=30, batch_size=16, learning_rate=0.1, rewind_step=3, checkpoint_every=10)
+ITERATIVE = dict(pruning="iterative", rewind=True, disparity_weights=())  # LTH-like, one μ
 
 
 @pytest.mark.parametrize("kind", ["authors", "saliency", "conflict"])
 def test_vote_selection_in_the_loop_casts_every_ballot_and_keeps_exact_counts(tmp_path, kind):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    method = Ballot(fraction=0.5, selection="vote", vote_kind=kind, vote_points=4, vote_batches=2,
+    method = Ballot(fraction=0.5, selection="vote", vote_kind=kind, vote_points=4, vote_batches=2, **ITERATIVE,
                     score_batches=1, per_group_batch=8)
     record = method.run(task, CFG, 0.75, tmp_path)
     assert record["selection"] == "vote"
@@ -155,7 +156,7 @@ def test_vote_selection_in_the_loop_casts_every_ballot_and_keeps_exact_counts(tm
 
 def test_vote_selection_resumes_identically_after_a_crash(tmp_path, monkeypatch):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=4, vote_batches=2)
+    method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=4, vote_batches=2, **ITERATIVE)
     reference = method.run(task, CFG, 0.75, tmp_path / "ref")
 
     class Crash(RuntimeError):
@@ -180,8 +181,9 @@ def test_vote_selection_resumes_identically_after_a_crash(tmp_path, monkeypatch)
 def test_vote_differs_from_the_one_point_conflict_score(tmp_path):
     """The selection mode is wired through: the vote and the one-point score choose different masks."""
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    conflict = Ballot(fraction=0.5).run(task, CFG, 0.75, tmp_path / "c")
-    voted = Ballot(fraction=0.5, selection="vote", vote_kind="authors", vote_points=4).run(task, CFG, 0.75, tmp_path / "v")
+    conflict = Ballot(fraction=0.5, selection="conflict", **ITERATIVE).run(task, CFG, 0.75, tmp_path / "c")
+    voted = Ballot(fraction=0.5, selection="vote", vote_kind="authors", vote_points=4, **ITERATIVE).run(
+        task, CFG, 0.75, tmp_path / "v")
     assert conflict["selection"] == "conflict" and voted["selection"] == "vote"
     like = init_state(task, CFG).mask
     masks = [checkpoints.load_item(level_dir(tmp_path / d, 1) / "mask", like) for d in ("c", "v")]
@@ -197,7 +199,7 @@ def test_unknown_selection_is_refused(tmp_path):
 def test_one_shot_fine_tuning_has_one_level_and_lth_s_budget(tmp_path, monkeypatch):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", pruning="one_shot", rewind=False,
-                    vote_points=3)
+                    vote_points=3, disparity_weights=())
     iterative = bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5)
     retrain = method.retrain_config(CFG, len(iterative))
     assert retrain.steps == (CFG.steps - CFG.rewind_step) * len(iterative) and retrain.rewind_step == 0
@@ -226,7 +228,8 @@ def test_fine_tuning_starts_from_the_trained_weights_not_theta_k(tmp_path, monke
             return super().train(state, config, until_step, **kw)
 
     monkeypatch.setattr(ballot_method, "Trainer", Recording)
-    Ballot(fraction=0.5, pruning="one_shot", rewind=False).run(task, CFG, 0.5, tmp_path)
+    Ballot(fraction=0.5, selection="conflict", pruning="one_shot", rewind=False, disparity_weights=()).run(
+        task, CFG, 0.5, tmp_path)
     like = init_state(task, CFG)
     dense_final = checkpoints.load_item(level_dir(tmp_path, 0) / "final", like)
     mask = checkpoints.load_item(level_dir(tmp_path, 1) / "mask", like.mask)
@@ -257,3 +260,18 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     assert choose_within_epsilon(
         {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01
     ) == record["disparity_weight"]
+
+
+def test_the_default_is_the_documented_one():
+    """One default for every dataset (docs/method.md §5.5-5.6): saliency vote, one shot, fine-tuning,
+    worst-cell reweighting with μ chosen on validation under ε = 1 point."""
+    b = Ballot()
+    assert (b.selection, b.vote_kind, b.pruning, b.rewind) == ("vote", "saliency", "one_shot", False)
+    assert (b.disparity, b.disparity_weights, b.epsilon) == ("worst_cell", (0.0, 0.3, 1.0), 0.01)
+    from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
+
+    for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
+        options = module.get_config().ballot
+        for name in ("selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
+                     "disparity_weights", "epsilon", "disparity_temperature"):
+            assert options[name] == getattr(b, name), (module.__name__, name)

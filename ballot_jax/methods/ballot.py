@@ -1,24 +1,27 @@
 """Ballot as a strategy on the engine's levels loop.
 
-Each level r prunes the previous phase's trained weights to ``keep_counts[r]`` and retrains.
+The default (one configuration for every dataset; docs/method.md §5.5-5.6): the authors' vote
+over the dense training with our saliency score, one-shot pruning to the target, fine-tuning of
+the trained weights with the soft worst-cell reweighting, μ chosen per run on validation under the
+accuracy constraint ε. Each part is switchable.
+
 Selection (``selection``):
 
-- ``"conflict"`` (ours, default): per-group gradients and losses of the trained weights from one
-  sharded, vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored
-  by ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
 - ``"vote"`` (the authors' mechanism, ``ballot_jax.vote``): at ``vote_points`` evenly spaced points
   of the phase that precedes the pruning step (the dense training for level 1), one ballot of the
   ``keep_counts[r]`` best alive weights by ``vote_kind``; the weights with the most votes are kept
   (ties by |w|). Each ballot is written to ``<phase dir>/votes/`` as it is cast, so a killed run
   resumes with the same votes. The vote watches the dense phase, so it trains its own level 0
   (the same weights as the shared one: same seed, deterministic) instead of reusing it.
+- ``"conflict"`` (ours): per-group gradients and losses of the trained weights from one sharded,
+  vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored by
+  ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
 
-Refined training: rewind the weights to θ_k and retrain with LTH-style learning-rate rewinding
-(``lr="rewind"``, default) or a fresh warm-up + cosine schedule per level (``lr="warmup_cosine"``),
-optionally on group-balanced batches, minimising cross-entropy plus μ times a disparity D of the
-batch: by default the variance of its group losses, or ``disparity="worst_cell"``, a soft
-worst-(label, group)-cell reweighting (``ballot_jax.objectives.fairness_surrogate``; docs/method.md §5).
-Same budget as Standard LTH: T − k steps a level.
+Pruning: ``"one_shot"`` (one level, LTH's total retraining budget) or ``"iterative"`` (f per level).
+Refined training: fine-tune the trained weights (``rewind=False``) or rewind them to θ_k
+(``rewind=True``) with LTH-style learning-rate rewinding (``lr="rewind"``) or a fresh warm-up +
+cosine schedule (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising
+cross-entropy plus μ times a disparity D of the batch (``ballot_jax.objectives.fairness_surrogate``).
 """
 
 from __future__ import annotations
@@ -70,26 +73,26 @@ def make_vote_grads(model):
 @dataclasses.dataclass(frozen=True)
 class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
-    selection: str = "conflict"  # "conflict" (ours: one-point conflict score) | "vote" (the authors')
-    pruning: str = "iterative"  # "iterative" (f per level, as LTH) | "one_shot" (the authors': one level)
-    rewind: bool = True  # retrain from θ_k (LTH) | False: fine-tune the trained weights (fresh optimizer)
+    selection: str = "vote"  # "vote" (the authors' mechanism) | "conflict" (ours: one-point conflict score)
+    pruning: str = "one_shot"  # "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
+    rewind: bool = False  # False: fine-tune the trained weights (fresh optimizer) | True: from θ_k (LTH)
     score: ballot.BallotConfig = ballot.BallotConfig()
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
     score_split: str = "train"  # "train" | "val": the data the conflict statistics are measured on
-    vote_kind: str = "authors"  # "authors" (signed ĝ + η ĝᶠ) | "saliency" (|w·g|) | "conflict"
+    vote_kind: str = "saliency"  # "saliency" (|w·g|, ours) | "authors" (signed ĝ + η ĝᶠ) | "conflict"
     vote_points: int = 10  # E: ballots cast over the phase that precedes each pruning step
     vote_batches: int = 4  # training batches (the run's batch size) summed for g and gᶠ per ballot
     vote_eta: float = 1.0  # η
     lr: str = "rewind"  # refined training: "rewind" (LTH's LR rewinding) | "warmup_cosine" per level
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
-    disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch)
-    disparity: str = "loss_var"  # D: "loss_var" (variance of group losses) | "worst_cell" | "dp" | "eo"
+    disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
+    disparity: str = "worst_cell"  # D: "worst_cell" | "loss_var" (variance of group losses) | "dp" | "eo"
     disparity_temperature: float = 0.5  # τ of "worst_cell"
     # μ chosen per run on validation: the fairest candidate (val CWV) whose val accuracy is within
     # ε of the dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε); empty: μ = disparity_weight.
-    disparity_weights: tuple = ()
+    disparity_weights: tuple = (0.0, 0.3, 1.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     name: str = "ballot"
 
@@ -295,7 +298,9 @@ class BallotAuthors(Ballot):
     selection: str = "vote"
     vote_kind: str = "authors"
     pruning: str = "one_shot"
+    rewind: bool = True
     disparity_weight: float = 0.0
+    disparity_weights: tuple = ()
     name: str = "ballot_authors"
 
 
