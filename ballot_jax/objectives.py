@@ -1,8 +1,8 @@
 """Training objectives with differentiable group-disparity surrogates (jit-able, Flax-free).
 
 An objective is ``objective(logits, batch) -> scalar`` as the engine's train step takes it; ``batch``
-holds integer ``y`` and ``group`` ids. Under data parallelism it is evaluated on each device's
-shard, so the surrogates are per-shard statistics (exact on one device).
+holds integer ``y`` and ``group`` ids. Under data parallelism the engine evaluates it on the global
+batch (logits gathered from every device), so its value does not depend on the device count.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 SURROGATES = ("auto", "dp", "eo", "loss_var", "worst_cell")
@@ -91,5 +92,86 @@ def fair_objective(
         if weight == 0.0:
             return ce
         return ce + weight * fairness_surrogate(logits, batch, num_groups, kind, temperature)
+
+    return objective
+
+
+# ------------------------------------------------------------------------------------------------
+# Relaxed signed demographic-parity gap (FairScratch as its authors run it: Tang et al., CVPR 2023)
+
+DP_RELAXATIONS = ("dp_logistic", "dp_linear", "dp_hinge")
+
+
+def dp_relaxation_setup(y, group, num_groups: int) -> tuple[jax.Array, jax.Array]:
+    """Group priors π_g and directions s_g of ``dp_relaxation``, from a (training) split's labels.
+
+    π_g = n_g / n. s_g = +1 when group g's positive rate n_{g,1}/n_g is below the split's n_1/n
+    (its predicted-positive rate is pushed up), −1 when above (pushed down), 0 when equal or when
+    the group is absent (no term). Compared on integer counts, so ties are exact. Host-side.
+    """
+    y = np.asarray(y).astype(np.int64).reshape(-1)
+    group = np.asarray(group).astype(np.int64).reshape(-1)
+    if y.shape != group.shape:
+        raise ValueError(f"y and group differ in shape: {y.shape} vs {group.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError("the relaxed demographic-parity penalty needs binary labels (0/1)")
+    if group.size and (group.min() < 0 or group.max() >= num_groups):
+        raise ValueError(f"group ids must be in [0, {num_groups})")
+    n_g = np.bincount(group, minlength=num_groups)
+    pos_g = np.bincount(group[y == 1], minlength=num_groups)
+    n, pos = int(n_g.sum()), int(pos_g.sum())
+    # rate_g < rate  <=>  pos_g · n < pos · n_g
+    direction = np.sign(pos * n_g - pos_g * n)
+    direction = np.where(n_g > 0, direction, 0)
+    priors = n_g / max(n, 1)
+    return jnp.asarray(priors, jnp.float32), jnp.asarray(direction, jnp.float32)
+
+
+def _relaxation(t: jax.Array, kind: str) -> jax.Array:
+    """φ(t), a surrogate of 1[t < 0]: logistic −log σ(t), linear −t, hinge max(0, 1 − t)."""
+    if kind == "dp_logistic":
+        return jax.nn.softplus(-t)
+    if kind == "dp_linear":
+        return -t
+    if kind == "dp_hinge":
+        return jnp.maximum(0.0, 1.0 - t)
+    raise ValueError(f"unknown relaxation {kind!r}; expected one of {DP_RELAXATIONS}")
+
+
+def dp_relaxation(
+    logits: jax.Array, batch: dict, priors: jax.Array, direction: jax.Array, kind: str = "dp_logistic"
+) -> jax.Array:
+    """(1/B) Σ_i |s_{g_i}| · φ(s_{g_i} · f_i) / π_{g_i}: the authors' relaxed signed DP gap.
+
+    f_i = logit_1 − logit_0 (the log-odds of y = 1; binary logits [B, 2]), B the batch size, π and
+    s from ``dp_relaxation_setup`` on the training split, φ = ``_relaxation(kind)``. With two groups
+    it is ≈ 1 − (P(ŷ=1 | up) − P(ŷ=1 | down)) relaxed: minimising it raises the predicted-positive
+    rate of the group with the lower training positive rate and lowers the other's. Groups absent
+    from the batch contribute nothing.
+    """
+    if logits.shape[-1] != 2:
+        raise ValueError(f"{kind!r} needs binary targets (2 logits), got {logits.shape[-1]}")
+    _relaxation(jnp.zeros(()), kind)  # checks kind
+    logits = logits.astype(jnp.float32)
+    f = logits[:, 1] - logits[:, 0]
+    groups = batch["group"].astype(jnp.int32)
+    s = jnp.asarray(direction, jnp.float32)[groups]
+    prior = jnp.asarray(priors, jnp.float32)[groups]
+    active = s != 0
+    term = _relaxation(s * f, kind) / jnp.where(active, prior, 1.0)
+    return jnp.sum(jnp.where(active, term, 0.0)) / f.shape[0]
+
+
+def relaxed_dp_objective(
+    priors: jax.Array, direction: jax.Array, weight: float, kind: str = "dp_logistic"
+) -> Callable[[jax.Array, dict], jax.Array]:
+    """The engine ``objective``: mean cross-entropy + ``weight`` · ``dp_relaxation``."""
+    _relaxation(jnp.zeros(()), kind)
+
+    def objective(logits, batch):
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        if weight == 0.0:
+            return ce
+        return ce + weight * dp_relaxation(logits, batch, priors, direction, kind)
 
     return objective
