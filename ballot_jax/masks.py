@@ -56,8 +56,9 @@ def make_mask(params: PyTree, prunable: Prunable = default_prunable) -> Mask:
 
 
 def check_mask(params: PyTree, mask: Mask) -> None:
-    """Raise ``ValueError`` naming the problem unless ``mask`` fits ``params`` (structure and shapes)."""
-    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params)
+    """Raise ``ValueError`` naming the problem unless ``mask`` fits ``params`` (structure, shapes and
+    dtypes; static, no device work). A ``None`` in ``params`` (no param there) needs ``None`` in the mask."""
+    p_leaves, p_def = jax.tree_util.tree_flatten_with_path(params, is_leaf=is_unprunable)
     m_leaves, m_def = jax.tree_util.tree_flatten(mask, is_leaf=is_unprunable)
     if p_def != m_def:
         raise ValueError(
@@ -68,6 +69,8 @@ def check_mask(params: PyTree, mask: Mask) -> None:
     for (path, p), m in zip(p_leaves, m_leaves):
         if m is None:
             continue
+        if p is None:
+            raise ValueError(f"mask leaf {jax.tree_util.keystr(path)} is prunable, but params have no leaf there")
         if jnp.shape(m) != jnp.shape(p):
             raise ValueError(
                 f"mask leaf {jax.tree_util.keystr(path)} has shape {jnp.shape(m)}, "
@@ -80,7 +83,12 @@ def check_mask(params: PyTree, mask: Mask) -> None:
 
 
 def apply_mask(params: PyTree, mask: Mask) -> PyTree:
-    """Zero the pruned entries of ``params`` (unprunable leaves pass through). Jit-able."""
+    """Zero the pruned entries of ``params`` (unprunable leaves pass through). Jit-able.
+
+    Raises :func:`check_mask`'s ``ValueError`` when ``mask`` does not fit ``params`` (a static
+    check of structure, shapes and dtypes: no device work).
+    """
+    check_mask(params, mask)
     return jax.tree.map(
         lambda m, p: p if m is None else jnp.where(m, p, jnp.zeros_like(p)),
         mask,
@@ -177,15 +185,28 @@ def intersect_masks(a: Mask, b: Mask) -> Mask:
     )
 
 
+def _check_same_layout(a: Mask, b: Mask) -> None:
+    """Raise ``ValueError`` unless masks ``a`` and ``b`` have the same structure, prunable leaves and
+    shapes (static: no device work)."""
+    a_leaves, a_def = jax.tree_util.tree_flatten_with_path(a, is_leaf=is_unprunable)
+    b_leaves, b_def = jax.tree_util.tree_flatten(b, is_leaf=is_unprunable)
+    if a_def != b_def:
+        raise ValueError(f"the two masks' tree structures differ:\n  a: {a_def}\n  b: {b_def}")
+    for (path, x), y in zip(a_leaves, b_leaves):
+        if (x is None) != (y is None) or jnp.shape(x) != jnp.shape(y):
+            raise ValueError(
+                f"mask leaf {jax.tree_util.keystr(path)} differs between the two masks: "
+                f"{'unprunable' if x is None else jnp.shape(x)} vs {'unprunable' if y is None else jnp.shape(y)}"
+            )
+
+
 def mask_overlap(a: Mask, b: Mask) -> jax.Array:
-    """Jaccard overlap of the kept sets: |a AND b| / |a OR b| over prunable entries (1 if both empty)."""
-    pairs = [
-        (x, y)
-        for x, y in zip(
-            jax.tree.leaves(a, is_leaf=is_unprunable), jax.tree.leaves(b, is_leaf=is_unprunable)
-        )
-        if x is not None and y is not None
-    ]
+    """Jaccard overlap of the kept sets: |a AND b| / |a OR b| over prunable entries (1 if both empty).
+
+    Raises ``ValueError`` if the masks differ in structure, prunable leaves or shapes.
+    """
+    _check_same_layout(a, b)
+    pairs = list(zip(mask_leaves(a), mask_leaves(b)))
     both = sum((jnp.sum(x & y, dtype=jnp.int32) for x, y in pairs), jnp.zeros((), jnp.int32))
     either = sum((jnp.sum(x | y, dtype=jnp.int32) for x, y in pairs), jnp.zeros((), jnp.int32))
     return jnp.where(either > 0, both / jnp.maximum(either, 1), 1.0)

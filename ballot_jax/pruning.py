@@ -6,11 +6,17 @@ removes ``round(fraction * n)`` of them (Python's ``round``); pruning to a targe
 by (alive first, higher score first, lower flat index first), so ties are broken deterministically by
 position in tree-flatten order, a NaN score ranks lowest, and a pruned weight is only ever chosen
 after every alive one -- which never happens, because the kept count never exceeds the alive count.
+
+The host-level entry points (``prune``, ``prune_to_sparsity``, ``prune_to_count``) refuse NaN scores
+of alive weights by default (a NaN weight or statistic means training diverged, and ranking it
+lowest would silently prune it): they raise naming the leaf, unless ``allow_nan=True``. Fractions
+and sparsities may be any real number type (Python, NumPy scalar, 0-d array).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Literal, Sequence
 
 import jax
@@ -23,9 +29,21 @@ PyTree = Any
 Scope = Literal["global", "layer"]
 
 
-def _check_fraction(name: str, value: float) -> None:
-    if not (isinstance(value, (int, float)) and 0.0 <= value < 1.0):
+def _real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (Python, NumPy scalar or 0-d array; not a bool)."""
+    if isinstance(value, (np.ndarray, jax.Array)) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        return None
+    return float(value)
+
+
+def _check_fraction(name: str, value: Any) -> float:
+    """``value`` as a float, or ``ValueError`` unless it is a real number in [0, 1)."""
+    real = _real(value)
+    if real is None or not 0.0 <= real < 1.0:
         raise ValueError(f"{name} must be a number in [0, 1), got {value!r}")
+    return real
 
 
 def _check_scope(scope: str) -> None:
@@ -98,19 +116,41 @@ def _check_scores(scores: PyTree, mask: Mask) -> None:
             raise ValueError(f"a score leaf has shape {jnp.shape(s)} but its mask leaf {jnp.shape(m)}")
 
 
+def check_no_nan(tree: PyTree, mask: Mask, what: str = "score") -> None:
+    """Raise ``ValueError`` naming every prunable leaf of ``tree`` (the mask's structure, or the params'
+    with the same prunable leaves) with a NaN at an alive entry of ``mask``. Host-side: one device sync."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(mask, is_leaf=is_unprunable)
+    paths = [jax.tree_util.keystr(path) for path, m in flat if m is not None]
+    values = mask_leaves(jax.tree.map(lambda m, x: None if m is None else x, mask, tree, is_leaf=is_unprunable))
+    has_nan = jax.device_get([jnp.any(jnp.isnan(x) & m) for m, x in zip(mask_leaves(mask), values)])
+    bad = [path for path, nan in zip(paths, has_nan) if nan]
+    if bad:
+        raise ValueError(f"NaN {what}s at alive weights of {', '.join(bad)} (did training diverge?)")
+
+
+def _check_scores_usable(scores: PyTree, mask: Mask, allow_nan: bool) -> None:
+    _check_scores(scores, mask)
+    if not allow_nan:
+        check_no_nan(scores, mask)
+
+
 def _alive_counts(mask: Mask) -> list[int]:
     return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
 
 
-def prune(scores: PyTree, mask: Mask, fraction: float, *, scope: Scope = "global") -> Mask:
+def prune(
+    scores: PyTree, mask: Mask, fraction: float, *, scope: Scope = "global", allow_nan: bool = False
+) -> Mask:
     """Remove ``round(fraction * remaining)`` of the remaining weights, those with the lowest scores.
 
     ``scope="global"`` ranks all prunable weights together; ``"layer"`` removes the fraction from each
     leaf separately. Pruned weights stay pruned. Counts are exact host integers; the ranking is jitted.
+    A NaN score at an alive weight raises ``ValueError`` naming its leaf, unless ``allow_nan``
+    (NaN then ranks lowest).
     """
-    _check_fraction("fraction", fraction)
+    fraction = _check_fraction("fraction", fraction)
     _check_scope(scope)
-    _check_scores(scores, mask)
+    _check_scores_usable(scores, mask, allow_nan)
     alive = _alive_counts(mask)
     if scope == "global":
         n = sum(alive)
@@ -119,14 +159,17 @@ def prune(scores: PyTree, mask: Mask, fraction: float, *, scope: Scope = "global
     return keep_top_k_per_leaf(scores, mask, counts)
 
 
-def prune_to_sparsity(scores: PyTree, mask: Mask, sparsity: float, *, scope: Scope = "global") -> Mask:
+def prune_to_sparsity(
+    scores: PyTree, mask: Mask, sparsity: float, *, scope: Scope = "global", allow_nan: bool = False
+) -> Mask:
     """Prune until exactly ``N - round(sparsity * N)`` weights are kept (per leaf when scope="layer").
 
     Only alive weights can be kept: asking for fewer pruned weights than are already pruned raises.
+    NaN scores raise unless ``allow_nan``, as in :func:`prune`.
     """
-    _check_fraction("sparsity", sparsity)
+    sparsity = _check_fraction("sparsity", sparsity)
     _check_scope(scope)
-    _check_scores(scores, mask)
+    _check_scores_usable(scores, mask, allow_nan)
     alive = _alive_counts(mask)
     sizes = [int(np.size(m)) for m in mask_leaves(mask)]
     if scope == "global":
@@ -145,13 +188,13 @@ def prune_to_sparsity(scores: PyTree, mask: Mask, sparsity: float, *, scope: Sco
 
 def num_keep_for_sparsity(num_prunable: int, sparsity: float) -> int:
     """Weights kept at ``sparsity`` out of ``num_prunable``: ``n - round(sparsity * n)``."""
-    _check_fraction("sparsity", sparsity)
+    sparsity = _check_fraction("sparsity", sparsity)
     return num_prunable - round(sparsity * num_prunable)
 
 
 def per_round_fraction(target_sparsity: float, rounds: int) -> float:
     """The fraction of remaining weights to prune each round to reach ``target_sparsity`` in ``rounds``."""
-    _check_fraction("target_sparsity", target_sparsity)
+    target_sparsity = _check_fraction("target_sparsity", target_sparsity)
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     return 1.0 - (1.0 - target_sparsity) ** (1.0 / rounds)
@@ -163,9 +206,11 @@ def pruning_plan(num_prunable: int, target_sparsity: float, fraction: float = 0.
     The last round is clipped so the final kept count is exactly ``num_keep_for_sparsity``; e.g.
     ``pruning_plan(1000, 0.5, 0.2) == [800, 640, 512, 500]``. Empty when the target is 0.
     """
-    _check_fraction("target_sparsity", target_sparsity)
-    if not 0.0 < fraction < 1.0:
+    target_sparsity = _check_fraction("target_sparsity", target_sparsity)
+    real = _real(fraction)
+    if real is None or not 0.0 < real < 1.0:
         raise ValueError(f"fraction must be in (0, 1), got {fraction!r}")
+    fraction = real
     target = num_keep_for_sparsity(num_prunable, target_sparsity)
     plan, kept = [], num_prunable
     while kept > target:
@@ -177,15 +222,16 @@ def pruning_plan(num_prunable: int, target_sparsity: float, fraction: float = 0.
 
 def rounds_to_reach(target_sparsity: float, fraction: float = 0.2) -> int:
     """Rounds of ``fraction`` pruning needed to reach ``target_sparsity`` (ignoring count rounding)."""
-    _check_fraction("target_sparsity", target_sparsity)
+    target_sparsity = _check_fraction("target_sparsity", target_sparsity)
     if target_sparsity == 0.0:
         return 0
     return math.ceil(math.log(1.0 - target_sparsity) / math.log(1.0 - fraction) - 1e-9)
 
 
-def prune_to_count(scores: PyTree, mask: Mask, num_keep: int) -> Mask:
-    """Keep exactly ``num_keep`` of the alive weights globally (validated on the host)."""
-    _check_scores(scores, mask)
+def prune_to_count(scores: PyTree, mask: Mask, num_keep: int, *, allow_nan: bool = False) -> Mask:
+    """Keep exactly ``num_keep`` of the alive weights globally (validated on the host). NaN scores
+    raise unless ``allow_nan``, as in :func:`prune`."""
+    _check_scores_usable(scores, mask, allow_nan)
     alive = sum(_alive_counts(mask))
     if not 0 <= num_keep <= alive:
         raise ValueError(f"num_keep must be in [0, {alive}] (alive weights), got {num_keep}")
@@ -275,6 +321,7 @@ def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
 
 
 __all__ = [
+    "check_no_nan",
     "distribute_keep_counts",
     "erk_keep_counts",
     "keep_top_k_global",

@@ -13,13 +13,13 @@ predicted. It trains nothing and writes nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 
 import numpy as np
 from ml_collections import config_dict
 
+from ballot_jax.engine import checkpoints
 from experiments import run
 
 
@@ -31,6 +31,9 @@ def final_checkpoint(workdir: pathlib.Path, method: str, seed: int, sparsity: fl
     if method == "dense":
         final = directory / "final"
     else:
+        record = run.record_path(directory)
+        if record.exists() and "search" in (chosen := checkpoints.read_json(record)):
+            directory = directory / f"mu_{chosen['disparity_weight']:g}"  # Ballot's chosen μ candidate
         levels = sorted(directory.glob("level_*"))
         final = levels[-1] / "final" if levels else directory / "level_*" / "final"
     if not final.exists():
@@ -63,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from ballot_jax import metrics
-    from ballot_jax.engine import checkpoints
     from ballot_jax.engine.loop import init_state
     from ballot_jax.engine.steps import make_predict, predict_split
 
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if not config_path.exists():
         raise SystemExit(f"{config_path} not found: --workdir must be an experiment's work directory")
     final = final_checkpoint(args.workdir, args.method, args.seed, args.sparsity)
-    config = config_dict.ConfigDict(json.loads(config_path.read_text()))
+    config = config_dict.ConfigDict(checkpoints.read_json(config_path))
     task = run.build_task(config)
     state = checkpoints.load_item(final, init_state(task, run.train_config(config, args.seed)))
     split = getattr(task.data, args.split)

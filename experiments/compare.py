@@ -18,6 +18,7 @@ import pathlib
 import sys
 from typing import Any, Sequence
 
+from ballot_jax.engine import checkpoints
 from experiments import reports
 
 
@@ -30,10 +31,17 @@ def parse_run(spec: str) -> tuple[str, pathlib.Path, str]:
     return label, pathlib.Path(workdir), method or label
 
 
+def read_record(path: pathlib.Path) -> dict[str, Any]:
+    """A record file, verified against its checksum when it has one (records written before the
+    checksums existed have none and are read as they are)."""
+    obj = json.loads(path.read_text())
+    return checkpoints.read_json(path) if checkpoints.JSON_CHECKSUM in obj else obj
+
+
 def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
     """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``)."""
     pattern = "seed_*/dense.record.json" if method == "dense" else f"seed_*/sparsity_*/{method}.record.json"
-    return [json.loads(p.read_text()) for p in sorted(workdir.glob(pattern))]
+    return [read_record(p) for p in sorted(workdir.glob(pattern))]
 
 
 def collect(specs: Sequence[str]) -> list[dict[str, Any]]:

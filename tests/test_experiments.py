@@ -109,7 +109,7 @@ def test_changed_config_fails_clearly(finished):
 
 
 def test_method_registry_and_options():
-    assert list(run.METHODS) == ["dense", "magnitude", "lth", "safecompress", "fairscratch", "ballot"]
+    assert list(run.METHODS) == ["dense", "magnitude", "lth", "safecompress", "fairscratch", "ballot", "ballot_authors"]
     config = run.base_config()
     config.fraction = 0.25
     config.ballot.fairness_weight = 3.0
@@ -350,3 +350,29 @@ def test_paired_section_without_a_comparison():
     records = [_record("dense", 0.0, 0, 0.9, 0.01, 0.2), _record("lth", 0.8, 0, 0.8, 0.02, 0.4)]
     md = run.results_markdown(records)
     assert "## Paired comparison over seeds\n\n(needs a method of report_against" in md
+
+
+def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
+    """experiments.compare: records of one method from two workdirs become two labelled rows, and the
+    paired section compares them seed by seed; a damaged record is refused."""
+    from ballot_jax.engine import checkpoints
+    from experiments import compare
+
+    def write(workdir, method, seed, cwv):
+        record = {"method": method, "target_sparsity": 0.8, "sparsity": 0.8, "seed": seed, "train_time_s": 1.0,
+                  "test": {"accuracy": 0.9, "cwv": cwv, "mcd": 10 * cwv, "worst_group_accuracy": 0.8}}
+        checkpoints.write_json(workdir / f"seed_{seed}" / "sparsity_0.8" / f"{method}.record.json", record)
+
+    for seed in range(5):
+        write(tmp_path / "a", "ballot", seed, 0.001 + 0.0001 * seed)
+        write(tmp_path / "b", "ballot", seed, 0.005 + 0.0001 * seed)
+    text = compare.main(["--run", f"tuned={tmp_path / 'a'}:ballot", "--run", f"plain={tmp_path / 'b'}:ballot",
+                         "--against", "tuned"])
+    assert "| tuned | 0.800 |" in text and "| plain | 0.800 |" in text
+    assert "### tuned vs plain, sparsity 0.8" in text and "significant, better" in text
+    path = tmp_path / "b" / "seed_0" / "sparsity_0.8" / "ballot.record.json"
+    path.write_text(path.read_text().replace("0.005", "0.004"))
+    with pytest.raises(checkpoints.CheckpointMismatchError, match="checksum"):
+        compare.main(["--run", f"plain={tmp_path / 'b'}:ballot"])
+    with pytest.raises(ValueError, match="LABEL=WORKDIR"):
+        compare.parse_run("no_equals_sign")

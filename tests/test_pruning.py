@@ -70,11 +70,13 @@ def test_magnitude_keeps_largest_and_ties_by_position():
     np.testing.assert_array_equal(a["w"], [[True, False], [False, False]])
 
 
-def test_nan_scores_prune_first():
+def test_nan_scores_prune_first_when_allowed():
     mask = {"w": jnp.ones((4, 1), bool)}
     scores = {"w": jnp.array([[jnp.nan], [1.0], [2.0], [0.5]])}
-    out = bj.prune(scores, mask, 0.25)
+    out = bj.prune(scores, mask, 0.25, allow_nan=True)
     np.testing.assert_array_equal(out["w"][:, 0], [False, True, True, True])
+    with pytest.raises(ValueError, match=r"NaN scores at alive weights of \['w'\]"):
+        bj.prune(scores, mask, 0.25)  # the default: a NaN score is an error (tests/test_reliability.py)
 
 
 def test_plan_and_helpers():

@@ -3,14 +3,15 @@
 ``load_dataset(name, **kwargs)`` dispatches to one loader per dataset. Images come out float32
 NHWC, scaled to [0, 1] and standardised per channel with the train split's mean/std. Splits are
 fixed by ``seed`` (default 0). TFDS is imported lazily, only by the TFDS loaders, which never
-download. Missing data raises ``DatasetNotFoundError`` with instructions.
+download. Missing data raises ``DatasetNotFoundError`` with instructions; a damaged or truncated
+zip raises ``DamagedArchiveError``.
 """
 
 from __future__ import annotations
 
 from typing import Callable
 
-from ballot_jax.data.base import Dataset, DatasetInfo, DatasetNotFoundError, Split
+from ballot_jax.data.base import DamagedArchiveError, Dataset, DatasetInfo, DatasetNotFoundError, Split
 from ballot_jax.data.celeba import load_celeba, load_celeba_auto, load_celeba_tfds
 from ballot_jax.data.cifar import (
     load_cifar,
@@ -53,6 +54,7 @@ def load_dataset(name: str, **kwargs) -> Dataset:
 
 __all__ = [
     "LOADERS",
+    "DamagedArchiveError",
     "Dataset",
     "DatasetInfo",
     "DatasetNotFoundError",

@@ -51,6 +51,10 @@ class DatasetNotFoundError(FileNotFoundError):
     """The data is not where the loader looked; the message says how to point the loader at it."""
 
 
+class DamagedArchiveError(OSError):
+    """A data archive (zip) is damaged or truncated; the message names it and says to copy it again."""
+
+
 def log(message: str) -> None:
     """Print one progress/warning line to stderr, prefixed with the package name."""
     print(f"[ballot_jax.data] {message}", file=sys.stderr, flush=True)

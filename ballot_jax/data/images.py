@@ -10,14 +10,18 @@ import hashlib
 import io
 import os
 import zipfile
+import zlib
 from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
 
-from ballot_jax.data.base import DatasetNotFoundError, check_path_exists, log
+from ballot_jax.data.base import DamagedArchiveError, DatasetNotFoundError, check_path_exists, log
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+ZIP_MAGIC = b"PK\x03\x04"  # the first bytes of a zip archive (its first local file header)
+# What reading a member of a damaged archive raises (bad header, bad CRC, truncated deflate stream).
+ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError)
 PROGRESS_EVERY = 2000
 
 
@@ -25,16 +29,27 @@ class FileSource:
     """Read-only access to the files of a folder or of a ``.zip`` archive (read in place).
 
     Files are addressed by POSIX paths relative to the folder / archive root, e.g.
-    ``"celeba/img_align_celeba/000001.jpg"``. Use as a context manager to close the archive.
+    ``"celeba/img_align_celeba/000001.jpg"``. Use as a context manager to close the archive. A
+    damaged or truncated zip raises ``DamagedArchiveError`` (on opening, or on reading a member).
     """
 
     def __init__(self, path: str | os.PathLike):
         self.path = os.path.abspath(os.fspath(path))
-        self.is_zip = os.path.isfile(self.path) and zipfile.is_zipfile(self.path)
+        self.is_zip = os.path.isfile(self.path) and (zipfile.is_zipfile(self.path) or _looks_like_zip(self.path))
         if not self.is_zip and not os.path.isdir(self.path):
             raise NotADirectoryError(f"{self.path!r} is neither a folder nor a zip archive")
-        self._zip = zipfile.ZipFile(self.path) if self.is_zip else None
+        try:
+            self._zip = zipfile.ZipFile(self.path) if self.is_zip else None
+        except zipfile.BadZipFile as err:
+            raise self._damaged(err) from None
         self._zip_names: set[str] | None = None
+
+    def _damaged(self, err: Exception, member: str | None = None) -> DamagedArchiveError:
+        where = f" (reading {member})" if member else ""
+        return DamagedArchiveError(
+            f"{self.path!r} is a damaged zip archive{where}: {err}. It was probably truncated or "
+            "corrupted by an interrupted copy or download: copy it again."
+        )
 
     def __enter__(self) -> "FileSource":
         return self
@@ -61,7 +76,10 @@ class FileSource:
     def read(self, name: str) -> bytes:
         """The bytes of file ``name``."""
         if self.is_zip:
-            return self._zip.read(name)
+            try:
+                return self._zip.read(name)
+            except ZIP_READ_ERRORS as err:
+                raise self._damaged(err, name) from None
         with open(os.path.join(self.path, name), "rb") as f:
             return f.read()
 
@@ -105,6 +123,15 @@ class FileSource:
         """Identity of the data for cache keys: the archive's path and size, or ``name``'s."""
         path = self.path if self.is_zip else os.path.join(self.path, name)
         return f"{path}:{os.path.getsize(path)}"
+
+
+def _looks_like_zip(path: str) -> bool:
+    """Whether the file is named or starts like a zip archive (a truncated zip still does, though
+    ``zipfile.is_zipfile`` rejects it: its central directory at the end is gone)."""
+    if path.lower().endswith(".zip"):
+        return True
+    with open(path, "rb") as f:
+        return f.read(len(ZIP_MAGIC)) == ZIP_MAGIC
 
 
 def open_source(path: str | os.PathLike, hint: str) -> FileSource:

@@ -20,7 +20,14 @@ Record = dict[str, Any]
 
 
 class Method(Protocol):
-    """A pruning strategy: ``run`` trains and prunes to exactly ``sparsity`` and reports a record."""
+    """A pruning strategy: ``run`` trains and prunes to exactly ``sparsity`` and reports a record.
+
+    Options are checked when the method is built (``__post_init__`` raises ``ValueError``). A method
+    whose options also depend on the dataset (e.g. a metric only defined for binary targets) has a
+    ``validate(info) -> list[str]`` that returns those problems for a ``DatasetInfo``, each starting
+    with the option's name (see :func:`dataset_problems`), so a driver can report all of them before
+    any training.
+    """
 
     name: str
 
@@ -29,6 +36,13 @@ class Method(Protocol):
     ) -> Record:
         """Train and prune to exactly ``sparsity`` under ``workdir``; ``dense_dir``, when given, is
         a shared directory for the dense level 0 (methods that start from dense training reuse it)."""
+
+
+def dataset_problems(method: Method, info: Any) -> list[str]:
+    """The problems of ``method``'s options on a dataset described by ``info`` (a ``DatasetInfo``):
+    those its optional ``validate(info)`` returns; ``[]`` when it has none."""
+    validate = getattr(method, "validate", None)
+    return list(validate(info)) if validate is not None else []
 
 
 def level_plan(mask, sparsity: float, fraction: float) -> list[int]:

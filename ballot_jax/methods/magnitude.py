@@ -21,6 +21,10 @@ class MagnitudePruning:
     finetune_steps: int | None = None  # None: same total budget as iterative pruning
     name: str = "magnitude"
 
+    def __post_init__(self):
+        if self.finetune_steps is not None and not self.finetune_steps >= 1:
+            raise ValueError(f"finetune_steps must be None (the iterative budget) or >= 1, got {self.finetune_steps}")
+
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
