@@ -27,7 +27,7 @@ from ballot_jax.methods import METHODS as METHOD_CLASSES
 from experiments.options import METHODS, _field_default, method_options
 from experiments.workdir import _log
 
-DEFAULT_METHODS = "dense,magnitude,lth,safecompress,fairscratch,ballot"
+DEFAULT_METHODS = "dense,magnitude,lth,safecompress,fairscratch,ballot,ballot_authors"
 # Config keys that may change between runs sharing a workdir: lists that may grow, and settings
 # that do not change any result (checkpoint frequency, eval batch size, the decoded-image cache).
 MUTABLE_KEYS = ("methods", "sparsities", "sparsity", "seeds")
