@@ -1,9 +1,15 @@
-"""Per-group gradients, losses and accuracies in ONE vmapped pass over a group-stratified batch.
+"""Per-group gradients, losses and accuracies in ONE compiled pass over a group-stratified batch.
 
 A group-stratified batch has leaves shaped ``[G, B_g, ...]`` (see
 ``ballot_jax.engine.samplers.stratified_batch``). ``per_group_grads`` maps ``jax.value_and_grad``
 over the group axis with ``jax.vmap``: one compiled computation, no Python loop over groups. The
 mean of the G group gradients is the gradient of the group-balanced loss (each group weighs 1/G).
+
+One exception, for speed only (same results to float rounding): on the CPU backend, when the loss
+contains a convolution, the G gradients are unrolled in the same compiled program, one group after
+the other, instead of vmapped. XLA:CPU runs the vmapped weight gradient of a convolution as a
+grouped convolution, several times slower than G ordinary ones (docs/speed_notes.md); dense-only
+losses, and every other backend, keep the vmap.
 """
 
 from __future__ import annotations
@@ -37,8 +43,56 @@ def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGr
 
     ``batch`` leaves are ``[G, B_g, ...]``; returns gradients with a leading ``[G]`` axis.
     """
+    if _unroll_groups(loss_fn, params, batch):
+        return _per_group_grads_unrolled(loss_fn, params, batch)
+    return _per_group_grads_vmap(loss_fn, params, batch)
+
+
+def _per_group_grads_vmap(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
+    """``vmap`` of ``value_and_grad`` over the group axis (the formulation everywhere but conv on CPU)."""
     (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=(None, 0))(params, batch)
     return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
+
+
+def _per_group_grads_unrolled(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
+    """The G gradients one after the other in one program: group g's pass starts once group g-1's is
+    done (an ``optimization_barrier``), so only one group's activations are alive at a time."""
+    num_groups = jax.tree.leaves(batch)[0].shape[0]
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    outs, previous = [], None
+    for g in range(num_groups):
+        group_batch = jax.tree.map(lambda x: x[g], batch)
+        if previous is not None:
+            group_batch, _ = jax.lax.optimization_barrier((group_batch, previous))
+        previous = grad_fn(params, group_batch)
+        outs.append(previous)
+    (loss, acc), grads = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
+    return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
+
+
+_CONV_PRIMITIVES = frozenset({"conv_general_dilated"})
+
+
+def _has_conv(jaxpr) -> bool:
+    """Whether ``jaxpr`` (or any jaxpr nested in its equations' parameters) has a convolution."""
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name in _CONV_PRIMITIVES:
+            return True
+        for value in eqn.params.values():
+            for sub in value if isinstance(value, (tuple, list)) else (value,):
+                inner = getattr(sub, "jaxpr", sub)  # ClosedJaxpr -> Jaxpr
+                if hasattr(inner, "eqns") and _has_conv(inner):
+                    return True
+    return False
+
+
+def _unroll_groups(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> bool:
+    """Unroll instead of vmap: on the CPU backend, for a loss with a convolution (see the module doc)."""
+    if jax.default_backend() != "cpu":
+        return False
+    group_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), batch)
+    params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), params)
+    return _has_conv(jax.make_jaxpr(loss_fn)(params_shape, group_batch).jaxpr)
 
 
 def classification_loss(model, model_state: PyTree) -> GroupLoss:

@@ -109,3 +109,125 @@ def test_conflict_quick(tmp_path):
     assert set(data["vmap_over_one_grad"]) == {"small_cnn"}
     for v in data["measurements"]["small_cnn"]["variants"].values():
         assert len(v["samples_s"]) == 2 and v["ratio"] > 0
+
+
+def test_vs_torch_skips_cleanly_without_torch(tmp_path):
+    """Where PyTorch is missing (CI), vs_torch says so and exits 0. A ``torch`` package that fails to
+    import is put first on the path, so this runs the skip path whether or not torch is installed."""
+    import os
+
+    blocker = tmp_path / "blocker" / "torch"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('torch hidden by the test')\n")
+    out_json = tmp_path / "vs_torch.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(REPO)])}
+    cmd = [sys.executable, "-m", "benchmarks.vs_torch", "--quick", "--repeats", "2", "--json", str(out_json)]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipped" in proc.stdout and "PyTorch is not installed" in proc.stdout
+    data = json.loads(out_json.read_text())
+    assert data["benchmark"] == "vs_torch" and "PyTorch is not installed" in data["skipped"]
+
+
+@pytest.mark.slow
+def test_vs_torch_quick(tmp_path):
+    pytest.importorskip("torch")
+    stdout, data = run_benchmark("vs_torch", tmp_path)
+    rows = table_lines(stdout, "jax/torch")[2:]
+    assert [r.split()[0] for r in rows] == ["small_cnn", "resnet18"]
+    assert all(r.split()[-1] == "PASS" for r in rows), rows
+    assert data["passed"] is True and set(data["ballot_jax_over_torch"]) == {"small_cnn", "resnet18"}
+    setup = data["setup"]
+    assert setup["torch_num_threads"] == setup["xla_cpu_threads"]  # thread parity
+    for m in data["measurements"].values():
+        assert abs(m["sparsity"] - 0.9) < 0.01
+        assert m["check"]["max_abs_param_diff"] <= m["check"]["atol"]
+        assert set(m["variants"]) == {"torch", "ballot_jax"}
+        for v in m["variants"].values():
+            assert len(v["samples_s"]) == 2 and v["median_s"] > 0
+
+
+def test_vs_torch_twin_layouts_round_trip():
+    """The kernel layout conversions between Flax and the PyTorch twins are inverses (incl. the
+    first dense layer after the NHWC/NCHW flatten), so the one-step check compares like with like."""
+    import numpy as np
+
+    from benchmarks import vs_torch
+
+    rng = np.random.default_rng(0)
+    cases = [((3, 3, 4, 8), "conv", None), ((12, 5), "dense", None), ((2 * 3 * 4, 5), "flat_dense", (2, 3, 4))]
+    for shape, kind, extra in cases:
+        k = rng.normal(size=shape)
+        t = vs_torch.kernel_to_torch(k, kind, extra)
+        np.testing.assert_array_equal(vs_torch.kernel_from_torch(t, kind, extra, shape), k)
+    # flat_dense: Flax row (h, w, c) must land in torch column (c, h, w)
+    k = rng.normal(size=(2 * 3 * 4, 5))
+    t = vs_torch.kernel_to_torch(k, "flat_dense", (2, 3, 4))
+    h, w, c = 1, 2, 3
+    np.testing.assert_array_equal(t[:, c * 2 * 3 + h * 3 + w], k[(h * 3 + w) * 4 + c])
+
+
+@pytest.mark.slow
+def test_loop_quick(tmp_path):
+    stdout, data = run_benchmark("loop", tmp_path)
+    rows = table_lines(stdout, "vs bare")[2:]
+    assert [r.split()[1] for r in rows] == ["bare", "loop", "loop_unbounded", "host_batch"]
+    assert set(data["loop_over_bare"]) == {"small_cnn"}
+    m = data["measurements"]["small_cnn"]
+    assert m["max_steps_in_flight"] >= 1 and m["steps_per_sample"] == 4
+    for v in m["variants"].values():
+        assert len(v["samples_s"]) == 2 and v["median_s"] > 0
+
+
+@pytest.mark.slow
+def test_train_throughput_quick(tmp_path):
+    stdout, data = run_benchmark("train_throughput", tmp_path)
+    table = table_lines(stdout, "images/s")
+    assert len(table) == 3 and table[2].split()[0] == "resnet18"
+    r = data["result"]
+    assert r["data"] == "synthetic" and r["images_per_s"] > 0 and r["bare_step_images_per_s"] > 0
+    assert len(r["segments_s"]) == 2 and r["steps_per_segment"] == 3
+    assert r["xla_flops_per_image"] is None or r["xla_flops_per_image"] > 0
+
+
+def test_suite_report_and_gpu_suite_dry_run(tmp_path):
+    """suite_report summarises benchmark JSONs; gpu_suite.sh --dry-run names only existing benchmarks."""
+    import os
+
+    from benchmarks import suite_report
+
+    (tmp_path / "vs_torch.json").write_text(json.dumps(
+        {"benchmark": "vs_torch", "passed": True, "setup": {"device": "gpu"},
+         "ballot_jax_over_torch": {"resnet18": 0.8}, "table": {"headers": ["a"], "rows": [["1"]]}}))
+    (tmp_path / "train_throughput.json").write_text(json.dumps(
+        {"benchmark": "train_throughput", "result": {"model": "resnet18", "batch_size": 128, "images_per_s": 1000.0,
+                                                     "fraction_of_bf16_peak_nominal": 0.0017}}))
+    (tmp_path / "other.json").write_text("[1, 2]")
+    assert suite_report.main([str(tmp_path)]) == 0
+    md = (tmp_path / "summary.md").read_text()
+    assert "| vs_torch | resnet18 ballot_jax/torch (gpu) | 0.800 |" in md
+    assert "| train_throughput | resnet18 b128 images/s | 1000.0 |" in md
+    assert "Not read: other.json" in md
+    figures = json.loads((tmp_path / "summary.json").read_text())["figures"]
+    assert {"benchmark": "train_throughput", "figure": "resnet18 b128 fraction of bf16 peak (3 x 0.56 GFLOP/img)",
+            "value": "0.0017"} in figures
+
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_suite.sh"), "--dry-run", str(tmp_path / "out")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert proc.returncode == 0, proc.stderr
+    modules = [w.split(".", 1)[1] for line in proc.stdout.splitlines() for w in line.split() if w.startswith("benchmarks.")]
+    assert {"train_throughput", "vs_torch", "masked_step", "conflict", "loop", "sharded_step"} <= set(modules)
+    assert all((REPO / "benchmarks" / f"{m}.py").exists() for m in modules)
+    assert not (tmp_path / "out").exists()  # a dry run writes nothing
+
+
+@pytest.mark.slow
+def test_maxpool_quick(tmp_path):
+    stdout, data = run_benchmark("maxpool", tmp_path)
+    lines = stdout.rstrip().splitlines()  # the table (its first column is "case") comes last
+    assert lines[-6].split() == ["case", "pool", "median", "ms", "IQR", "ms", "vs", "flax"]
+    assert [r.split()[:2] for r in lines[-4:]] == [["pool_grad", "flax"], ["pool_grad", "custom"],
+                                                    ["cnn_grad", "flax"], ["cnn_grad", "custom"]]
+    assert data["identical"] is True and all(data["checks"].values())
+    assert len(data["checks"]) == 4

@@ -67,3 +67,52 @@ def test_sq_grads_average_the_squares_of_per_batch_grads():
     b = per_group_grads(classification_loss(model, state), params, other).grads
     expected = jax.tree.map(lambda x, y: (x**2 + y**2) / 2, a, b)
     chex.assert_trees_all_close(out.sq_grads, expected, atol=1e-6)
+
+
+def cnn_setup():
+    from ballot_jax.models import get_model
+
+    model = get_model("small_cnn", num_classes=3, channels=(4, 8), dense=8)
+    params, state = model.init(jax.random.PRNGKey(1), jnp.ones((1, 8, 8, 3)))
+    rng = np.random.default_rng(1)
+    batch = {
+        "x": rng.normal(size=(G, B, 8, 8, 3)).astype(np.float32),
+        "y": rng.integers(0, 3, size=(G, B)).astype(np.int32),
+        "group": np.repeat(np.arange(G), B).reshape(G, B).astype(np.int32),
+    }
+    return model, params, state, batch
+
+
+def test_formulation_choice_conv_on_cpu_unrolls_dense_vmaps():
+    from ballot_jax import grads
+
+    assert jax.default_backend() == "cpu"  # conftest: JAX_PLATFORMS=cpu
+    model, params, state, batch = cnn_setup()
+    assert grads._unroll_groups(classification_loss(model, state), params, batch)
+    model, params, state, batch = setup()
+    assert not grads._unroll_groups(classification_loss(model, state), params, batch)
+
+
+def test_unrolled_formulation_equals_the_vmap_one():
+    from ballot_jax import grads
+
+    for model, params, state, batch in (cnn_setup(), setup()):
+        loss_fn = classification_loss(model, state)
+        ref = jax.jit(grads._per_group_grads_vmap, static_argnums=0)(loss_fn, params, batch)
+        for fn in (grads._per_group_grads_unrolled, per_group_grads):
+            out = jax.jit(fn, static_argnums=0)(loss_fn, params, batch)
+            assert jax.tree.structure(out) == jax.tree.structure(ref)
+            chex.assert_trees_all_close(out, ref, atol=1e-6, rtol=1e-5)
+        # and each group's gradient is that group's own gradient (not, e.g., the same group G times)
+        g1 = jax.value_and_grad(loss_fn, has_aux=True)(params, jax.tree.map(lambda x: x[1], batch))[1]
+        chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], out.grads), g1, atol=1e-6, rtol=1e-5)
+
+
+def test_sharded_cnn_group_grads_equal_single_device():
+    model, params, state, batch = cnn_setup()
+    single = per_group_grads(classification_loss(model, state), params, batch)
+    for n in (1, 4):
+        mesh = data_mesh(jax.devices()[:n])
+        out = make_sharded_group_grads(model, mesh)(params, state, put_batch(batch, mesh, axis=1))
+        chex.assert_trees_all_close(out.grads, single.grads, atol=1e-6, rtol=1e-5)
+        np.testing.assert_allclose(out.loss, single.loss, rtol=1e-6)
