@@ -2,9 +2,9 @@
 
 ``nn.max_pool`` is a ``reduce_window``; its gradient is XLA's ``select_and_scatter``, which XLA:CPU
 runs several times slower than the forward pass -- in SmallCNN it is most of the train step. For the
-2x2 / stride-2 pools of SmallCNN and VGG (even sizes: every window full), ``max_pool_2x2`` below
-computes the same forward (a reshape + max) and gives the gradient to the FIRST maximum of each
-window in row-major window order, which is the element XLA's ``select_and_scatter`` (select =
+2x2 / stride-2 pools of SmallCNN and VGG (even sizes: every window full), the library's
+``ballot_jax.models._layers.max_pool_2x2`` computes the same forward (a reshape + max) and gives
+the gradient to the FIRST maximum of each window in row-major window order, which is the element XLA's ``select_and_scatter`` (select =
 ``>=``) picks -- so forward and gradient are bitwise identical, ties included (checked here on data
 with many exact ties, and on a whole SmallCNN gradient).
 
@@ -14,8 +14,8 @@ Variants (one device, ms per call, ratio to the Flax pool):
   cnn_grad    ``value_and_grad`` of SmallCNN (32, 64)/128 on a batch of 64 32x32x3 images, with
               the model's pools traced as ``nn.max_pool`` (flax) or as ``max_pool_2x2`` (custom)
 
-Not used by the library (ballot_jax/models is unchanged): this records the measurement and the
-drop-in it would take (docs/speed_notes.md).
+The library's SmallCNN and VGG-16 use ``max_pool_2x2``; this measures what it saves against the
+Flax pool it replaced and re-checks that both give identical results.
 
     python -m benchmarks.maxpool [--repeats N] [--json PATH] [--quick]
 """
@@ -29,54 +29,20 @@ from typing import Any
 from benchmarks import common
 
 
-def max_pool_2x2():
-    """The custom-VJP 2x2/stride-2 max-pool over NHWC (H, W even)."""
-    import jax
-    import jax.numpy as jnp
-
-    def windows(x):
-        n, h, w, c = x.shape
-        return x.reshape(n, h // 2, 2, w // 2, 2, c).transpose(0, 1, 3, 5, 2, 4).reshape(n, h // 2, w // 2, c, 4)
-
-    @jax.custom_vjp
-    def pool(x):
-        n, h, w, c = x.shape
-        return x.reshape(n, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
-
-    def fwd(x):
-        win = windows(x)
-        idx = jnp.argmax(win, axis=-1).astype(jnp.int8)  # first maximum, row-major in the window
-        return win.max(axis=-1), (idx, x.shape)
-
-    def bwd(res, ct):
-        idx, shape = res
-        n, h, w, c = shape
-        g = jnp.where(idx[..., None] == jnp.arange(4, dtype=jnp.int8), ct[..., None], jnp.zeros((), ct.dtype))
-        return (g.reshape(n, h // 2, w // 2, c, 2, 2).transpose(0, 1, 4, 2, 5, 3).reshape(shape),)
-
-    pool.defvjp(fwd, bwd)
-    return pool
-
-
 @contextlib.contextmanager
-def flax_pools_replaced(pool):
-    """Trace ``flax.linen.max_pool`` 2x2/stride-2 calls on even NHWC sizes as ``pool`` (SAME and
-    VALID padding coincide there); anything else falls through to Flax."""
+def flax_pools():
+    """Trace the models' 2x2 pools as ``flax.linen.max_pool`` (the baseline) instead of the
+    library's ``max_pool_2x2``."""
     from flax import linen as nn
 
-    original = nn.max_pool
+    from ballot_jax.models import small
 
-    def max_pool(x, window_shape, strides=None, padding="VALID"):
-        if (tuple(window_shape) == (2, 2) and tuple(strides or ()) == (2, 2) and x.ndim == 4
-                and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0 and padding in ("SAME", "VALID")):
-            return pool(x)
-        return original(x, window_shape, strides=strides, padding=padding)
-
-    nn.max_pool = max_pool
+    original = small.max_pool_2x2
+    small.max_pool_2x2 = lambda x: nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
     try:
         yield
     finally:
-        nn.max_pool = original
+        small.max_pool_2x2 = original
 
 
 def build(quick: bool) -> dict[str, Any]:
@@ -87,8 +53,8 @@ def build(quick: bool) -> dict[str, Any]:
     from flax import linen as nn
 
     from ballot_jax.models import get_model
+    from ballot_jax.models._layers import max_pool_2x2 as pool
 
-    pool = max_pool_2x2()
     rng = np.random.default_rng(0)
     n, hw, c = (8, 8, 4) if quick else (64, 32, 32)
     # quantised values: many exact ties inside windows, after the ReLU and before it
@@ -120,9 +86,9 @@ def build(quick: bool) -> dict[str, Any]:
 
     cnn_flax = jax.jit(jax.value_and_grad(loss))
     cnn_custom = jax.jit(jax.value_and_grad(lambda p: loss(p)))  # a distinct function: its own trace
-    ref = cnn_flax(params)
-    with flax_pools_replaced(pool):
-        new = cnn_custom(params)  # traced (and compiled) with the custom pool
+    with flax_pools():
+        ref = cnn_flax(params)  # traced (and compiled) with Flax's pool
+    new = cnn_custom(params)
     checks["cnn_value_and_grad_identical"] = all(
         bool(jnp.array_equal(a, b)) for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(new)))
     return {

@@ -385,3 +385,28 @@ def test_resnet50_imagenet_stem_downsamples_32x():
         lambda x: module.init_with_output(jax.random.key(0), x, capture_intermediates=True), x)
     final = inter["intermediates"]["stage4_block3"]["__call__"][0]
     assert final.shape == (2, 2, 2, 4 * 2 * 8)  # 64 / 32 = 2 spatially
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 6, 5), (2, 7, 6, 3), (1, 4, 4, 1)])
+def test_max_pool_2x2_is_bitwise_flax_max_pool_with_ties(shape):
+    """The fast 2x2 pool equals nn.max_pool in value and gradient, exact ties included (quantised
+    inputs); odd sizes fall back to nn.max_pool; it also vmaps (per-group passes)."""
+    import jax.numpy as jnp
+    from flax import linen as nn
+
+    from ballot_jax.models._layers import max_pool_2x2
+
+    rng = np.random.default_rng(sum(shape))
+    x = jnp.asarray(np.round(rng.normal(size=shape) * 2) / 2, jnp.float32)  # many exact ties
+    flax_pool = lambda v: nn.max_pool(v, (2, 2), strides=(2, 2), padding="SAME")  # noqa: E731
+    y, vjp = jax.vjp(max_pool_2x2, x)
+    y_ref, vjp_ref = jax.vjp(flax_pool, x)
+    ct = jnp.asarray(rng.normal(size=y.shape), jnp.float32)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(vjp(ct)[0], vjp_ref(ct)[0])
+    relu_grad = jax.grad(lambda v: jnp.sum(max_pool_2x2(jax.nn.relu(v)) * ct))(x)
+    relu_grad_ref = jax.grad(lambda v: jnp.sum(flax_pool(jax.nn.relu(v)) * ct))(x)
+    np.testing.assert_array_equal(relu_grad, relu_grad_ref)
+    batched = jax.vmap(jax.grad(lambda v: jnp.sum(max_pool_2x2(v) ** 2)))(jnp.stack([x, -x]))
+    batched_ref = jax.vmap(jax.grad(lambda v: jnp.sum(flax_pool(v) ** 2)))(jnp.stack([x, -x]))
+    np.testing.assert_array_equal(batched, batched_ref)

@@ -14,7 +14,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ballot_jax.models._layers import check_norm, conv, normalize
+from ballot_jax.models._layers import check_norm, conv, max_pool_2x2, normalize
 
 
 class MLP(nn.Module):
@@ -51,7 +51,7 @@ class SmallCNN(nn.Module):
         for c in self.channels:
             x = conv(c, 3, 1, self.norm)(x)
             x = nn.relu(normalize(self.norm, x, train))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+            x = max_pool_2x2(x)
         x = x.reshape((x.shape[0], -1))
         x = nn.relu(nn.Dense(self.dense)(x))
         if self.dropout > 0:

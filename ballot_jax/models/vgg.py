@@ -20,7 +20,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ballot_jax.models._layers import check_norm, conv, normalize
+from ballot_jax.models._layers import check_norm, conv, max_pool_2x2, normalize
 
 # Channel multipliers of width; "M" = 2x2 max-pool.
 VGG16_CFG = (1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M")
@@ -39,7 +39,7 @@ class VGG16(nn.Module):
         i = 0
         for v in VGG16_CFG:
             if v == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+                x = max_pool_2x2(x)
             else:
                 i += 1
                 x = conv(self.width * v, 3, 1, self.norm, name=f"conv{i}")(x)
