@@ -58,11 +58,36 @@ def magnitude_scores(params: PyTree, mask: Mask) -> PyTree:
     )
 
 
-def _rank_desc(scores: jax.Array, alive: jax.Array) -> jax.Array:
-    """Rank of each entry (0 = best) by (alive, score desc, index asc); 1-D inputs."""
+def rank_descending(scores: jax.Array, alive: jax.Array, tiebreak: jax.Array | None = None) -> jax.Array:
+    """Rank of each entry (0 = best) by (alive, score desc[, tiebreak desc], index asc); 1-D inputs.
+
+    NaN scores rank lowest among the alive. Exact (a lexicographic sort, no mixing of keys).
+    """
     s = jnp.where(jnp.isnan(scores), -jnp.inf, scores.astype(jnp.float32))
-    order = jnp.lexsort((-s, ~alive))  # last key is primary; lexsort is stable (index asc)
+    keys = (-s, ~alive) if tiebreak is None else (-tiebreak, -s, ~alive)
+    order = jnp.lexsort(keys)  # the last key is primary; lexsort is stable (index asc)
     return jnp.zeros_like(order).at[order].set(jnp.arange(order.size, dtype=order.dtype))
+
+
+def flat_prunable(tree: PyTree, mask: Mask, dtype=None) -> jax.Array:
+    """The prunable leaves of ``tree`` (the mask's structure) flattened and concatenated, in
+    tree-flatten order (the inverse of :func:`unflatten_prunable`)."""
+    leaves = [x for m, x in zip(jax.tree.leaves(mask, is_leaf=is_unprunable),
+                                jax.tree.leaves(tree, is_leaf=is_unprunable)) if m is not None]
+    return jnp.concatenate([jnp.asarray(x, dtype).reshape(-1) for x in leaves])
+
+
+def unflatten_prunable(flat: jax.Array, mask: Mask) -> PyTree:
+    """``flat`` (one entry per prunable weight, tree-flatten order) back in the mask's structure."""
+    m_leaves, m_def = jax.tree.flatten(mask, is_leaf=is_unprunable)
+    out, offset = [], 0
+    for m in m_leaves:
+        if m is None:
+            out.append(None)
+            continue
+        out.append(flat[offset : offset + m.size].reshape(m.shape))
+        offset += m.size
+    return jax.tree.unflatten(m_def, out)
 
 
 @jax.jit
@@ -72,22 +97,11 @@ def keep_top_k_global(scores: PyTree, mask: Mask, num_keep: jax.Array) -> Mask:
     ``scores`` has the mask's structure (``None`` at unprunable leaves). The caller guarantees
     ``num_keep <= alive count`` (``prune`` checks it on the host).
     """
-    m_leaves, m_def = jax.tree.flatten(mask, is_leaf=is_unprunable)
-    s_leaves = jax.tree.leaves(scores, is_leaf=is_unprunable)
-    live = [(m, s) for m, s in zip(m_leaves, s_leaves) if m is not None]
-    if not live:
+    if not mask_leaves(mask):
         return mask
-    flat_m = jnp.concatenate([m.reshape(-1) for m, _ in live])
-    flat_s = jnp.concatenate([jnp.asarray(s, jnp.float32).reshape(-1) for _, s in live])
-    keep = (_rank_desc(flat_s, flat_m) < num_keep) & flat_m
-    out, offset = [], 0
-    for m in m_leaves:
-        if m is None:
-            out.append(None)
-            continue
-        out.append(keep[offset : offset + m.size].reshape(m.shape))
-        offset += m.size
-    return jax.tree.unflatten(m_def, out)
+    alive = flat_prunable(mask, mask)
+    keep = (rank_descending(flat_prunable(scores, mask, jnp.float32), alive) < num_keep) & alive
+    return unflatten_prunable(keep, mask)
 
 
 @jax.jit
@@ -100,7 +114,7 @@ def keep_top_k_per_leaf(scores: PyTree, mask: Mask, num_keep: Sequence[jax.Array
         if m is None:
             out.append(None)
             continue
-        rank = _rank_desc(jnp.asarray(s, jnp.float32).reshape(-1), m.reshape(-1))
+        rank = rank_descending(jnp.asarray(s, jnp.float32).reshape(-1), m.reshape(-1))
         out.append(((rank < num_keep[i]) & m.reshape(-1)).reshape(m.shape))
         i += 1
     return jax.tree.unflatten(m_def, out)

@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ballot_jax.masks import Mask, is_unprunable
-from ballot_jax.pruning import keep_top_k_global
+from ballot_jax.masks import Mask, is_unprunable, mask_leaves
+from ballot_jax.pruning import flat_prunable, keep_top_k_global, rank_descending, unflatten_prunable
 
 PyTree = Any
 VOTE_KINDS = ("authors", "saliency", "conflict")
@@ -97,23 +97,10 @@ def keep_most_voted(counts: PyTree, params: PyTree, mask: Mask, num_keep: jax.Ar
     Exact lexicographic ranking (no score mixing): alive first, votes descending, |w| descending,
     flattened position ascending. Never revives a pruned entry.
     """
-    m_leaves, m_def = jax.tree.flatten(mask, is_leaf=is_unprunable)
-    c_leaves = jax.tree.leaves(counts, is_leaf=is_unprunable)
-    p_leaves = jax.tree.leaves(_map(lambda m, p: p, mask, params), is_leaf=is_unprunable)
-    live = [(m, c, p) for m, c, p in zip(m_leaves, c_leaves, p_leaves) if m is not None]
-    if not live:
+    if not mask_leaves(mask):
         return mask
-    alive = jnp.concatenate([m.reshape(-1) for m, _, _ in live])
-    votes = jnp.concatenate([c.reshape(-1) for _, c, _ in live])
-    magnitude = jnp.concatenate([jnp.abs(p).astype(jnp.float32).reshape(-1) for _, _, p in live])
-    order = jnp.lexsort((-magnitude, -votes, ~alive))
-    rank = jnp.zeros_like(order).at[order].set(jnp.arange(order.size, dtype=order.dtype))
-    keep = (rank < num_keep) & alive
-    out, offset = [], 0
-    for m in m_leaves:
-        if m is None:
-            out.append(None)
-            continue
-        out.append(keep[offset : offset + m.size].reshape(m.shape))
-        offset += m.size
-    return jax.tree.unflatten(m_def, out)
+    alive = flat_prunable(mask, mask)
+    votes = flat_prunable(counts, mask, jnp.float32)
+    magnitude = jnp.abs(flat_prunable(_map(lambda m, p: p, mask, params), mask, jnp.float32))
+    keep = (rank_descending(votes, alive, tiebreak=magnitude) < num_keep) & alive
+    return unflatten_prunable(keep, mask)
