@@ -64,6 +64,20 @@ class BasicBlock(nn.Module):
         return nn.relu(y + residual)
 
 
+def _resnet(model: nn.Module, block: type, x: jnp.ndarray, train: bool) -> jnp.ndarray:
+    """The ResNet body shared by ResNet-18 and ResNet-50, called inside ``model``'s compact
+    ``__call__``: stem, ``model.stage_sizes`` stages of ``block`` (stride 2 at the first block of
+    every stage but the first, width doubling per stage), global average pool, the "head"."""
+    check_norm(model.norm)
+    x = stem(x, model.stem, model.width, model.norm, train)
+    for i, n_blocks in enumerate(model.stage_sizes):
+        for j in range(n_blocks):
+            stride = 2 if (i > 0 and j == 0) else 1
+            x = block(model.width * 2**i, stride, model.norm, name=f"stage{i + 1}_block{j + 1}")(x, train)
+    x = jnp.mean(x, axis=(1, 2))
+    return nn.Dense(model.num_classes, name="head")(x)
+
+
 class ResNet18(nn.Module):
     num_classes: int
     width: int = 64
@@ -73,16 +87,7 @@ class ResNet18(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        check_norm(self.norm)
-        x = stem(x, self.stem, self.width, self.norm, train)
-        for i, n_blocks in enumerate(self.stage_sizes):
-            for j in range(n_blocks):
-                stride = 2 if (i > 0 and j == 0) else 1
-                x = BasicBlock(self.width * 2**i, stride, self.norm, name=f"stage{i + 1}_block{j + 1}")(
-                    x, train
-                )
-        x = jnp.mean(x, axis=(1, 2))
-        return nn.Dense(self.num_classes, name="head")(x)
+        return _resnet(self, BasicBlock, x, train)
 
 
 class Bottleneck(nn.Module):
@@ -120,13 +125,4 @@ class ResNet50(nn.Module):
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
-        check_norm(self.norm)
-        x = stem(x, self.stem, self.width, self.norm, train)
-        for i, n_blocks in enumerate(self.stage_sizes):
-            for j in range(n_blocks):
-                stride = 2 if (i > 0 and j == 0) else 1
-                x = Bottleneck(self.width * 2**i, stride, self.norm, name=f"stage{i + 1}_block{j + 1}")(
-                    x, train
-                )
-        x = jnp.mean(x, axis=(1, 2))
-        return nn.Dense(self.num_classes, name="head")(x)
+        return _resnet(self, Bottleneck, x, train)
