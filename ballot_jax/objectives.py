@@ -86,12 +86,20 @@ def fair_objective(
     num_groups: int, kind: str, weight: float, temperature: float = 0.5
 ) -> Callable[[jax.Array, dict], jax.Array]:
     """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``."""
+    return cross_entropy_plus(lambda logits, batch: fairness_surrogate(logits, batch, num_groups, kind, temperature), weight)
+
+
+def cross_entropy_plus(
+    penalty: Callable[[jax.Array, dict], jax.Array], weight: float
+) -> Callable[[jax.Array, dict], jax.Array]:
+    """``objective(logits, batch)`` = mean cross-entropy + ``weight`` · ``penalty(logits, batch)``;
+    exactly the cross-entropy when ``weight`` is 0 (the penalty is then not computed)."""
 
     def objective(logits, batch):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
         if weight == 0.0:
             return ce
-        return ce + weight * fairness_surrogate(logits, batch, num_groups, kind, temperature)
+        return ce + weight * penalty(logits, batch)
 
     return objective
 
@@ -167,11 +175,4 @@ def relaxed_dp_objective(
 ) -> Callable[[jax.Array, dict], jax.Array]:
     """The engine ``objective``: mean cross-entropy + ``weight`` · ``dp_relaxation``."""
     _relaxation(jnp.zeros(()), kind)
-
-    def objective(logits, batch):
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-        if weight == 0.0:
-            return ce
-        return ce + weight * dp_relaxation(logits, batch, priors, direction, kind)
-
-    return objective
+    return cross_entropy_plus(lambda logits, batch: dp_relaxation(logits, batch, priors, direction, kind), weight)
