@@ -86,7 +86,10 @@ def fair_objective(
     num_groups: int, kind: str, weight: float, temperature: float = 0.5
 ) -> Callable[[jax.Array, dict], jax.Array]:
     """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``."""
-    return cross_entropy_plus(lambda logits, batch: fairness_surrogate(logits, batch, num_groups, kind, temperature), weight)
+    def penalty(logits, batch):
+        return fairness_surrogate(logits, batch, num_groups, kind, temperature)
+
+    return cross_entropy_plus(penalty, weight)
 
 
 def cross_entropy_plus(
