@@ -1,7 +1,7 @@
 """ballot_jax: fair sparse neural networks in JAX.
 
-The core (masks, pruning, optim, metrics, grads, ballot) works on any params pytree and never imports
-Flax. Models live in ``ballot_jax.models``, loaders in ``ballot_jax.data``, training in
+The core (masks, pruning, updater, scorers, optim, metrics, grads, samplers, ballot, vote, stats)
+works on any params pytree, imports only jax, optax and numpy, and is jit-able. Models live in ``ballot_jax.models``, loaders in ``ballot_jax.data``, training in
 ``ballot_jax.engine``, whole pruning strategies in ``ballot_jax.methods``.
 """
 
@@ -21,9 +21,8 @@ from ballot_jax.masks import (
     sparsity,
     sparsity_summary,
 )
-from ballot_jax import ballot
-from ballot_jax import stats
-from ballot_jax.grads import GroupGrads, per_group_grads
+from ballot_jax import ballot, samplers, scorers, stats, updater, vote
+from ballot_jax.grads import GroupGrads, mean_group_grads, per_group_grads, sharded_group_grads
 from ballot_jax.metrics import (
     accuracy_by_group,
     demographic_parity_difference,
@@ -37,7 +36,7 @@ from ballot_jax.metrics import (
     metrics_from_confusion,
     worst_group_accuracy,
 )
-from ballot_jax.optim import MaskedState, masked, with_mask
+from ballot_jax.optim import FixedMaskState, fixed_mask, with_mask
 from ballot_jax.pruning import (
     keep_top_k_global,
     keep_top_k_per_leaf,
@@ -49,6 +48,15 @@ from ballot_jax.pruning import (
     prune_to_sparsity,
     pruning_plan,
     rounds_to_reach,
+)
+
+from ballot_jax.updater import (
+    PruningSchedule,
+    SparsityState,
+    get_mask,
+    rewind,
+    set_mask,
+    sparsity_updater,
 )
 
 __version__ = "0.1.0"

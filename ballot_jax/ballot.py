@@ -32,10 +32,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ballot_jax.grads import GroupGrads
-from ballot_jax.masks import Mask, is_unprunable, mask_leaves
-from ballot_jax.pruning import Scope
+from ballot_jax.masks import Mask, check_mask, is_unprunable, mask_leaves
+from ballot_jax.pruning import Scope, check_no_nan, is_traced
 from ballot_jax.pruning import prune as prune_by_score
 
 PyTree = Any
@@ -140,20 +141,17 @@ def prune(
     scope: Scope = "global",
 ) -> Mask:
     """One Ballot pruning step: conflict statistics → scores → remove ``fraction`` of the remaining
-    weights (exact count, never reviving). Usable inside any training loop (a host-level call).
+    weights (exact count, never reviving). Usable inside any training loop, and under ``jax.jit``
+    (then counts are traced, see ``ballot_jax.pruning``, and nothing that needs a value is checked).
 
     Raises ``ValueError`` when ``mask`` does not fit ``params`` (``check_mask``), when a group loss
     is NaN (naming the group), or when an alive weight or score is NaN (naming the leaf).
     """
-    import numpy as np
-
-    from ballot_jax.masks import check_mask
-    from ballot_jax.pruning import check_no_nan
-
     check_mask(params, mask)
-    check_no_nan(params, mask, "weight")
-    nan_groups = np.flatnonzero(np.isnan(np.asarray(jax.device_get(group_grads.loss)))).tolist()
-    if nan_groups:
-        raise ValueError(f"NaN group loss for group(s) {nan_groups} (did training diverge?)")
+    if not is_traced(params, mask, group_grads):
+        check_no_nan(params, mask, "weight")
+        nan_groups = np.flatnonzero(np.isnan(np.asarray(jax.device_get(group_grads.loss)))).tolist()
+        if nan_groups:
+            raise ValueError(f"NaN group loss for group(s) {nan_groups} (did training diverge?)")
     s = scores(params, mask, conflict_stats(params, mask, group_grads), config)
     return prune_by_score(s, mask, fraction, scope=scope)

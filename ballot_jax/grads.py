@@ -1,7 +1,7 @@
 """Per-group gradients, losses and accuracies in ONE compiled pass over a group-stratified batch.
 
 A group-stratified batch has leaves shaped ``[G, B_g, ...]`` (see
-``ballot_jax.engine.samplers.stratified_batch``). ``per_group_grads`` maps ``jax.value_and_grad``
+``ballot_jax.samplers.stratified_batch``). ``per_group_grads`` maps ``jax.value_and_grad``
 over the group axis with ``jax.vmap``: one compiled computation, no Python loop over groups. The
 mean of the G group gradients is the gradient of the group-balanced loss (each group weighs 1/G).
 
@@ -22,7 +22,7 @@ from jax.sharding import Mesh, PartitionSpec as P
 
 PyTree = Any
 Batch = dict[str, jax.Array]
-GroupLoss = Callable[[PyTree, Batch], tuple[jax.Array, jax.Array]]
+GroupLoss = Callable[..., tuple[jax.Array, jax.Array]]  # (params, group_batch, *args) -> (loss, accuracy)
 
 
 class GroupGrads(NamedTuple):
@@ -38,23 +38,27 @@ class GroupGrads(NamedTuple):
     accuracy: jax.Array
 
 
-def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
-    """``loss_fn(params, group_batch) -> (loss, accuracy)`` for every group at once. Jit-able.
+def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch, *args: Any) -> GroupGrads:
+    """``loss_fn(params, group_batch, *args) -> (loss, accuracy)`` for every group at once. Jit-able.
 
-    ``batch`` leaves are ``[G, B_g, ...]``; returns gradients with a leading ``[G]`` axis.
+    ``batch`` leaves are ``[G, B_g, ...]``; ``args`` (anything the loss needs besides the params,
+    e.g. a Flax model's batch statistics) are shared by all groups. Returns gradients with a leading
+    ``[G]`` axis. For several batches see :func:`mean_group_grads`; over devices
+    :func:`sharded_group_grads`.
     """
-    if _unroll_groups(loss_fn, params, batch):
-        return _per_group_grads_unrolled(loss_fn, params, batch)
-    return _per_group_grads_vmap(loss_fn, params, batch)
+    if _unroll_groups(loss_fn, params, batch, args):
+        return _per_group_grads_unrolled(loss_fn, params, batch, *args)
+    return _per_group_grads_vmap(loss_fn, params, batch, *args)
 
 
-def _per_group_grads_vmap(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
+def _per_group_grads_vmap(loss_fn: GroupLoss, params: PyTree, batch: Batch, *args: Any) -> GroupGrads:
     """``vmap`` of ``value_and_grad`` over the group axis (the formulation everywhere but conv on CPU)."""
-    (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=(None, 0))(params, batch)
+    in_axes = (None, 0) + (None,) * len(args)
+    (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=in_axes)(params, batch, *args)
     return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
 
 
-def _per_group_grads_unrolled(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> GroupGrads:
+def _per_group_grads_unrolled(loss_fn: GroupLoss, params: PyTree, batch: Batch, *args: Any) -> GroupGrads:
     """The G gradients one after the other in one program: group g's pass starts once group g-1's is
     done (an ``optimization_barrier``), so only one group's activations are alive at a time."""
     num_groups = jax.tree.leaves(batch)[0].shape[0]
@@ -64,7 +68,7 @@ def _per_group_grads_unrolled(loss_fn: GroupLoss, params: PyTree, batch: Batch) 
         group_batch = jax.tree.map(lambda x: x[g], batch)
         if previous is not None:
             group_batch, _ = jax.lax.optimization_barrier((group_batch, previous))
-        previous = grad_fn(params, group_batch)
+        previous = grad_fn(params, group_batch, *args)
         outs.append(previous)
     (loss, acc), grads = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
     return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
@@ -86,51 +90,47 @@ def _has_conv(jaxpr) -> bool:
     return False
 
 
-def _unroll_groups(loss_fn: GroupLoss, params: PyTree, batch: Batch) -> bool:
+def _unroll_groups(loss_fn: GroupLoss, params: PyTree, batch: Batch, args: tuple = ()) -> bool:
     """Unroll instead of vmap: on the CPU backend, for a loss with a convolution (see the module doc)."""
     if jax.default_backend() != "cpu":
         return False
     group_batch = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), batch)
-    params_shape = jax.tree.map(lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x)), params)
-    return _has_conv(jax.make_jaxpr(loss_fn)(params_shape, group_batch).jaxpr)
+    shape = lambda x: jax.ShapeDtypeStruct(jnp.shape(x), jnp.result_type(x))  # noqa: E731
+    params_shape, args_shape = jax.tree.map(shape, (params, args))
+    return _has_conv(jax.make_jaxpr(loss_fn)(params_shape, group_batch, *args_shape).jaxpr)
 
 
-def classification_loss(model, model_state: PyTree) -> GroupLoss:
-    """The cross-entropy ``GroupLoss`` of an engine ``Model`` (eval mode: BatchNorm statistics frozen)."""
-    import optax
+def sharded_group_grads(loss_fn: GroupLoss, mesh: Mesh, axis_name: str = "data") -> Callable[..., GroupGrads]:
+    """``fn(params, batch, *args) -> GroupGrads``, jitted, with ``batch`` [G, B_g, ...] split over the
+    devices of ``mesh`` along B_g (so B_g must be divisible by the device count); ``params`` and
+    ``args`` (e.g. a model's batch-norm statistics, passed to ``loss_fn(params, batch, *args)``) are
+    replicated. Per-device results are ``pmean``-ed, which equals the single-device
+    :func:`per_group_grads` when every device holds B_g / n examples of each group."""
 
-    def loss_fn(params, batch):
-        logits, _ = model.apply(params, model_state, batch["x"], False, jax.random.PRNGKey(0))
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
-        return loss, jnp.mean(jnp.argmax(logits, -1) == batch["y"])
-
-    return loss_fn
-
-
-def make_sharded_group_grads(model, mesh: Mesh, axis_name: str = "data") -> Callable[..., GroupGrads]:
-    """``fn(params, model_state, batch) -> GroupGrads`` with ``batch`` [G, B_g, ...] split over devices
-    along B_g (so B_g must be divisible by the device count); per-device results are ``pmean``-ed,
-    which equals the single-device result when every device holds B_g / n examples of each group."""
-
-    def local(params, model_state, batch):
+    def local(params, batch, *args):
         params = jax.tree.map(lambda x: jax.lax.pcast(x, axis_name, to="varying"), params)
-        out = per_group_grads(classification_loss(model, model_state), params, batch)
+        out = per_group_grads(loss_fn, params, batch, *args)
         grads, loss, acc = jax.tree.map(lambda x: jax.lax.pmean(x, axis_name), (out.grads, out.loss, out.accuracy))
         # Square the batch's (device-averaged) gradient: squaring per device would change the estimate.
         return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
 
-    spec = P(None, axis_name)
-    return jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(), P(), spec), out_specs=P()))
+    def fn(params, batch, *args):
+        in_specs = (P(), P(None, axis_name)) + (P(),) * len(args)
+        return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P())(params, batch, *args)
+
+    return jax.jit(fn)
 
 
-def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, model_state: PyTree, batches: Iterable[Batch]) -> GroupGrads:
-    """Average ``fn(params, model_state, batch)`` over several stratified batches (on device).
+def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, batches: Iterable[Batch], *args: Any) -> GroupGrads:
+    """The running mean of ``fn(params, batch, *args)`` over several stratified batches (on device).
 
-    ``sq_grads`` becomes the mean of the per-batch squared gradients (not the square of the mean).
+    ``fn`` is e.g. ``functools.partial(per_group_grads, loss_fn)`` (jitted) or
+    :func:`sharded_group_grads`. ``sq_grads`` becomes the mean of the per-batch squared gradients
+    (not the square of the mean): the Fisher-style estimate Ballot's score uses.
     """
     total, count = None, 0
     for batch in batches:
-        out = fn(params, model_state, batch)
+        out = fn(params, batch, *args)
         total = out if total is None else jax.tree.map(jnp.add, total, out)
         count += 1
     if total is None:

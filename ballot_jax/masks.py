@@ -193,7 +193,7 @@ def _check_same_layout(a: Mask, b: Mask) -> None:
     if a_def != b_def:
         raise ValueError(f"the two masks' tree structures differ:\n  a: {a_def}\n  b: {b_def}")
     for (path, x), y in zip(a_leaves, b_leaves):
-        if (x is None) != (y is None) or jnp.shape(x) != jnp.shape(y):
+        if (x is None) != (y is None) or (x is not None and jnp.shape(x) != jnp.shape(y)):
             raise ValueError(
                 f"mask leaf {jax.tree_util.keystr(path)} differs between the two masks: "
                 f"{'unprunable' if x is None else jnp.shape(x)} vs {'unprunable' if y is None else jnp.shape(y)}"

@@ -7,10 +7,17 @@ by (alive first, higher score first, lower flat index first), so ties are broken
 position in tree-flatten order, a NaN score ranks lowest, and a pruned weight is only ever chosen
 after every alive one -- which never happens, because the kept count never exceeds the alive count.
 
-The host-level entry points (``prune``, ``prune_to_sparsity``, ``prune_to_count``) refuse NaN scores
-of alive weights by default (a NaN weight or statistic means training diverged, and ranking it
-lowest would silently prune it): they raise naming the leaf, unless ``allow_nan=True``. Fractions
-and sparsities may be any real number type (Python, NumPy scalar, 0-d array).
+The entry points (``prune``, ``prune_to_sparsity``, ``prune_to_count``) refuse NaN scores of alive
+weights by default (a NaN weight or statistic means training diverged, and ranking it lowest would
+silently prune it): they raise naming the leaf, unless ``allow_nan=True``. Fractions and sparsities
+may be any real number type (Python, NumPy scalar, 0-d array).
+
+Under ``jax.jit`` (any traced input) the same functions work on traced values: counts become traced
+int32 (the alive count is summed on device; ``round(fraction * n)`` is computed in float32 with
+round-half-to-even, which equals the host's float64 count unless ``fraction * n`` lies within
+float32 rounding (~n·6e-8) of a half-integer), nothing is validated that needs a value (NaN scores
+rank lowest, as with ``allow_nan``; a count beyond the alive weights keeps only the alive ones),
+and shapes and structures are still checked.
 """
 
 from __future__ import annotations
@@ -91,16 +98,18 @@ def unflatten_prunable(flat: jax.Array, mask: Mask) -> PyTree:
 
 
 @jax.jit
-def keep_top_k_global(scores: PyTree, mask: Mask, num_keep: jax.Array) -> Mask:
+def keep_top_k_global(scores: PyTree, mask: Mask, num_keep: jax.Array, tiebreak: PyTree | None = None) -> Mask:
     """Keep the ``num_keep`` best alive entries across all prunable leaves. Jit-able, traced count.
 
-    ``scores`` has the mask's structure (``None`` at unprunable leaves). The caller guarantees
-    ``num_keep <= alive count`` (``prune`` checks it on the host).
+    ``scores`` (and ``tiebreak``, which orders equal scores, higher first) have the mask's structure
+    (``None`` at unprunable leaves). Keeps at most the alive entries (``prune`` checks counts on the
+    host).
     """
     if not mask_leaves(mask):
         return mask
     alive = flat_prunable(mask, mask)
-    keep = (rank_descending(flat_prunable(scores, mask, jnp.float32), alive) < num_keep) & alive
+    second = None if tiebreak is None else flat_prunable(tiebreak, mask, jnp.float32)
+    keep = (rank_descending(flat_prunable(scores, mask, jnp.float32), alive, second) < num_keep) & alive
     return unflatten_prunable(keep, mask)
 
 
@@ -152,6 +161,25 @@ def _alive_counts(mask: Mask) -> list[int]:
     return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
 
 
+def is_traced(*trees: Any) -> bool:
+    """Whether any leaf of ``trees`` is a tracer (the caller is being traced by jit, vmap, ...)."""
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
+
+
+def _removed(fraction: Any, alive: jax.Array) -> jax.Array:
+    """Traced ``round(fraction * alive)`` (float32, round half to even), int32."""
+    product = jnp.asarray(fraction, jnp.float32) * alive.astype(jnp.float32)
+    return jnp.round(product).astype(jnp.int32)
+
+
+def _prune_traced(scores: PyTree, mask: Mask, fraction: Any, scope: Scope) -> Mask:
+    alive = [jnp.sum(m, dtype=jnp.int32) for m in mask_leaves(mask)]
+    if scope == "global":
+        n = sum(alive, jnp.zeros((), jnp.int32))
+        return keep_top_k_global(scores, mask, n - _removed(fraction, n))
+    return keep_top_k_per_leaf(scores, mask, jnp.stack([a - _removed(fraction, a) for a in alive]))
+
+
 def prune(
     scores: PyTree, mask: Mask, fraction: float, *, scope: Scope = "global", allow_nan: bool = False
 ) -> Mask:
@@ -160,10 +188,15 @@ def prune(
     ``scope="global"`` ranks all prunable weights together; ``"layer"`` removes the fraction from each
     leaf separately. Pruned weights stay pruned. Counts are exact host integers; the ranking is jitted.
     A NaN score at an alive weight raises ``ValueError`` naming its leaf, unless ``allow_nan``
-    (NaN then ranks lowest).
+    (NaN then ranks lowest). Jit-able: see the module docstring for traced inputs.
     """
-    fraction = _check_fraction("fraction", fraction)
     _check_scope(scope)
+    if is_traced(scores, mask, fraction):
+        _check_scores(scores, mask)
+        if not is_traced(fraction):
+            _check_fraction("fraction", fraction)
+        return _prune_traced(scores, mask, fraction, scope) if mask_leaves(mask) else mask
+    fraction = _check_fraction("fraction", fraction)
     _check_scores_usable(scores, mask, allow_nan)
     alive = _alive_counts(mask)
     if scope == "global":
@@ -179,13 +212,25 @@ def prune_to_sparsity(
     """Prune until exactly ``N - round(sparsity * N)`` weights are kept (per leaf when scope="layer").
 
     Only alive weights can be kept: asking for fewer pruned weights than are already pruned raises.
-    NaN scores raise unless ``allow_nan``, as in :func:`prune`.
+    NaN scores raise unless ``allow_nan``, as in :func:`prune`. Jit-able (``sparsity`` static: the
+    count is exact; see the module docstring for traced scores and masks).
     """
-    sparsity = _check_fraction("sparsity", sparsity)
     _check_scope(scope)
+    sizes = [int(np.size(m)) for m in mask_leaves(mask)]
+    if is_traced(scores, mask, sparsity):
+        _check_scores(scores, mask)
+        if not mask_leaves(mask):
+            return mask
+        if is_traced(sparsity):
+            keep = lambda n: jnp.int32(n) - _removed(sparsity, jnp.int32(n))  # noqa: E731
+        else:
+            keep = lambda n: jnp.int32(num_keep_for_sparsity(n, sparsity))  # noqa: E731
+        if scope == "global":
+            return keep_top_k_global(scores, mask, keep(sum(sizes)))
+        return keep_top_k_per_leaf(scores, mask, jnp.stack([keep(n) for n in sizes]))
+    sparsity = _check_fraction("sparsity", sparsity)
     _check_scores_usable(scores, mask, allow_nan)
     alive = _alive_counts(mask)
-    sizes = [int(np.size(m)) for m in mask_leaves(mask)]
     if scope == "global":
         target = num_keep_for_sparsity(sum(sizes), sparsity)
         if target > sum(alive):
@@ -244,73 +289,15 @@ def rounds_to_reach(target_sparsity: float, fraction: float = 0.2) -> int:
 
 def prune_to_count(scores: PyTree, mask: Mask, num_keep: int, *, allow_nan: bool = False) -> Mask:
     """Keep exactly ``num_keep`` of the alive weights globally (validated on the host). NaN scores
-    raise unless ``allow_nan``, as in :func:`prune`."""
+    raise unless ``allow_nan``, as in :func:`prune`. Jit-able (traced count: not validated)."""
+    if is_traced(scores, mask, num_keep):
+        _check_scores(scores, mask)
+        return keep_top_k_global(scores, mask, jnp.asarray(num_keep, jnp.int32))
     _check_scores_usable(scores, mask, allow_nan)
     alive = sum(_alive_counts(mask))
     if not 0 <= num_keep <= alive:
         raise ValueError(f"num_keep must be in [0, {alive}] (alive weights), got {num_keep}")
     return keep_top_k_global(scores, mask, jnp.int32(num_keep))
-
-
-def distribute_keep_counts(sizes: Sequence[int], weights: Sequence[float], num_keep: int) -> list[int]:
-    """Integer kept counts per layer with density_l proportional to ``weights[l]``, summing to ``num_keep``.
-
-    Solves ε in density_l = ε·weights[l] so that Σ_l density_l·sizes[l] = num_keep; a layer whose
-    density would exceed 1 is made dense (kept whole) and ε is solved again over the others, until no
-    density exceeds 1 (densifying a layer only raises ε, so all such layers are taken at once). Real
-    counts are rounded by the largest-remainder method (floors, then +1 to the largest fractional
-    parts, ties to the earlier layer), so the total is exactly ``num_keep`` and no count exceeds
-    its layer's size. Host-side, pure.
-    """
-    sizes = [int(s) for s in sizes]
-    weights = [float(w) for w in weights]
-    if len(sizes) != len(weights):
-        raise ValueError(f"sizes and weights differ in length: {len(sizes)} vs {len(weights)}")
-    if any(s < 0 for s in sizes) or any(not w > 0 for w in weights):
-        raise ValueError("sizes must be >= 0 and weights > 0")
-    if not 0 <= num_keep <= sum(sizes):
-        raise ValueError(f"num_keep must be in [0, {sum(sizes)}], got {num_keep}")
-    dense = [s == 0 for s in sizes]  # empty layers count as dense (they keep their 0 entries)
-    eps = 0.0
-    while True:
-        budget = num_keep - sum(s for s, d in zip(sizes, dense) if d)
-        denom = sum(w * s for w, s, d in zip(weights, sizes, dense) if not d)
-        eps = budget / denom if denom > 0 else 0.0
-        over = [i for i, d in enumerate(dense) if not d and eps * weights[i] > 1.0]
-        if not over:
-            break
-        for i in over:
-            dense[i] = True
-    real = [float(s) if d else min(float(s), eps * w * s) for s, w, d in zip(sizes, weights, dense)]
-    counts = [min(s, math.floor(r)) for s, r in zip(sizes, real)]
-    order = sorted(range(len(sizes)), key=lambda i: (-(real[i] - counts[i]), i))
-    remainder = num_keep - sum(counts)
-    while remainder > 0:  # one pass suffices up to float error; loop for safety
-        for i in order:
-            if remainder and counts[i] < sizes[i]:
-                counts[i] += 1
-                remainder -= 1
-    while remainder < 0:  # float error the other way: take back from the smallest fractions
-        for i in reversed(order):
-            if remainder and counts[i] > 0:
-                counts[i] -= 1
-                remainder += 1
-    return counts
-
-
-def erk_keep_counts(mask: Mask, sparsity: float) -> list[int]:
-    """Erdős–Rényi–Kernel kept counts per prunable leaf (tree-flatten order) at global ``sparsity``.
-
-    density_l ∝ (Σ_d shape_l[d]) / (Π_d shape_l[d]) (for a conv kernel all four dimensions count),
-    layers that would exceed density 1 are dense and the rest is redistributed; the counts sum to
-    exactly ``num_keep_for_sparsity(N, sparsity)`` (see ``distribute_keep_counts``). Small layers get
-    higher densities. Uses only the leaves' shapes.
-    """
-    leaves = mask_leaves(mask)
-    shapes = [tuple(int(d) for d in jnp.shape(m)) for m in leaves]
-    sizes = [int(np.prod(s, dtype=np.int64)) for s in shapes]
-    weights = [sum(s) / n if n else 1.0 for s, n in zip(shapes, sizes)]
-    return distribute_keep_counts(sizes, weights, num_keep_for_sparsity(sum(sizes), sparsity))
 
 
 def random_mask(key: jax.Array, mask: Mask, keep_counts: Sequence[int]) -> Mask:
@@ -319,14 +306,14 @@ def random_mask(key: jax.Array, mask: Mask, keep_counts: Sequence[int]) -> Mask:
     With an all-ones ``mask`` (``make_mask(params)``) and ``erk_keep_counts`` this is the ERK random
     initial mask of dynamic sparse training. Each leaf draws from its own key (``fold_in(key, i)``).
     """
-    alive = _alive_counts(mask)
-    if len(keep_counts) != len(alive):
-        raise ValueError(f"need one count per prunable leaf ({len(alive)}), got {len(keep_counts)}")
-    if any(not 0 <= int(k) <= a for k, a in zip(keep_counts, alive)):
-        raise ValueError(f"keep_counts {list(keep_counts)} exceed the alive counts {alive}")
-    return keep_top_k_per_leaf(
-        uniform_scores(key, mask), mask, jnp.asarray([int(k) for k in keep_counts], jnp.int32)
-    )
+    if len(keep_counts) != len(mask_leaves(mask)):
+        raise ValueError(f"need one count per prunable leaf ({len(mask_leaves(mask))}), got {len(keep_counts)}")
+    if not is_traced(mask, keep_counts):
+        alive = _alive_counts(mask)
+        if any(not 0 <= int(k) <= a for k, a in zip(keep_counts, alive)):
+            raise ValueError(f"keep_counts {list(keep_counts)} exceed the alive counts {alive}")
+    counts = jnp.stack([jnp.asarray(k, jnp.int32) for k in keep_counts]) if keep_counts else jnp.zeros(0, jnp.int32)
+    return keep_top_k_per_leaf(uniform_scores(key, mask), mask, counts)
 
 
 def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
@@ -336,8 +323,6 @@ def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
 
 __all__ = [
     "check_no_nan",
-    "distribute_keep_counts",
-    "erk_keep_counts",
     "keep_top_k_global",
     "keep_top_k_per_leaf",
     "magnitude_scores",

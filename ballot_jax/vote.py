@@ -28,8 +28,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ballot_jax.masks import Mask, is_unprunable, mask_leaves
-from ballot_jax.pruning import flat_prunable, keep_top_k_global, rank_descending, unflatten_prunable
+from ballot_jax.masks import Mask, is_unprunable
+from ballot_jax.pruning import keep_top_k_global, magnitude_scores
 
 PyTree = Any
 VOTE_KINDS = ("authors", "saliency", "conflict")
@@ -39,14 +39,16 @@ def _map(fn, mask: Mask, *trees: PyTree) -> PyTree:
     return jax.tree.map(lambda m, *xs: None if m is None else fn(m, *xs), mask, *trees, is_leaf=is_unprunable)
 
 
-def normalize_columns(x: jax.Array, eps: float = 1e-12) -> jax.Array:
-    """``x`` divided by its L2 norm over the last (output) axis, per input column; 1-D: whole vector.
+def normalize_columns(x: jax.Array, eps: float = 1e-12, output_axis: int = -1) -> jax.Array:
+    """``x`` divided by its L2 norm over the output axis, per input column; 1-D: whole vector.
 
-    Dense kernels are [in, out] and conv kernels [..., in, out] here, so the last axis is the output
-    axis that ``torch.nn.functional.normalize(weight_grad, dim=0)`` normalises over for a PyTorch
-    [out, in] weight. ``eps`` bounds the norm from below, as there.
+    Flax kernels are [in, out] (conv [..., in, out]): ``output_axis=-1``, the axis that
+    ``torch.nn.functional.normalize(weight_grad, dim=0)`` normalises over for a PyTorch [out, in]
+    weight. Equinox and PyTorch layouts are [out, in, ...]: pass ``output_axis=0``. ``eps`` bounds
+    the norm from below, as there.
     """
-    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=-1, keepdims=True))
+    axis = -1 if x.ndim < 2 else output_axis
+    norm = jnp.sqrt(jnp.sum(jnp.square(x), axis=axis, keepdims=True))
     return x / jnp.maximum(norm, eps)
 
 
@@ -61,16 +63,16 @@ def group_weights(group_accuracy: jax.Array, present: jax.Array | None = None) -
 
 
 def vote_scores(
-    params: PyTree, mask: Mask, grads: PyTree, fair_grads: PyTree, eta: float = 1.0, kind: str = "authors"
+    params: PyTree, mask: Mask, grads: PyTree, fair_grads: PyTree, eta: float = 1.0, kind: str = "authors",
+    output_axis: int = -1,
 ) -> PyTree:
-    """s_e for every prunable weight (mask structure): see the module docstring for ``kind``."""
+    """s_e for every prunable weight (mask structure): see the module docstring for ``kind``.
+    ``output_axis``: the kernels' output axis (-1 for Flax, 0 for Equinox/PyTorch layouts)."""
+    n = lambda x: normalize_columns(x, output_axis=output_axis)  # noqa: E731
     if kind == "authors":
-        return _map(lambda m, g, f: normalize_columns(g) + eta * normalize_columns(f), mask, grads, fair_grads)
+        return _map(lambda m, g, f: n(g) + eta * n(f), mask, grads, fair_grads)
     if kind == "saliency":
-        return _map(
-            lambda m, w, g, f: normalize_columns(jnp.abs(w * g)) + eta * normalize_columns(jnp.abs(w * f)),
-            mask, params, grads, fair_grads,
-        )
+        return _map(lambda m, w, g, f: n(jnp.abs(w * g)) + eta * n(jnp.abs(w * f)), mask, params, grads, fair_grads)
     raise ValueError(f"vote kind must be 'authors' or 'saliency' here, got {kind!r}")
 
 
@@ -97,10 +99,4 @@ def keep_most_voted(counts: PyTree, params: PyTree, mask: Mask, num_keep: jax.Ar
     Exact lexicographic ranking (no score mixing): alive first, votes descending, |w| descending,
     flattened position ascending. Never revives a pruned entry.
     """
-    if not mask_leaves(mask):
-        return mask
-    alive = flat_prunable(mask, mask)
-    votes = flat_prunable(counts, mask, jnp.float32)
-    magnitude = jnp.abs(flat_prunable(_map(lambda m, p: p, mask, params), mask, jnp.float32))
-    keep = (rank_descending(votes, alive, tiebreak=magnitude) < num_keep) & alive
-    return unflatten_prunable(keep, mask)
+    return keep_top_k_global(counts, mask, num_keep, magnitude_scores(params, mask))

@@ -21,6 +21,7 @@ Reported: median ms per call (IQR) and paired ratios to ``one_grad``. Target: vm
 
 from __future__ import annotations
 
+import functools
 import sys
 from typing import Any
 
@@ -46,7 +47,8 @@ def build(spec: dict[str, Any], groups: int, all_formulations: bool = False) -> 
     import numpy as np
 
     from ballot_jax import grads
-    from ballot_jax.grads import GroupGrads, classification_loss, per_group_grads
+    from ballot_jax.engine.steps import group_loss
+    from ballot_jax.grads import GroupGrads, per_group_grads
     from ballot_jax.models import get_model
 
     model = get_model(spec["name"], num_classes=10, **spec["kwargs"])
@@ -55,7 +57,7 @@ def build(spec: dict[str, Any], groups: int, all_formulations: bool = False) -> 
     x = jnp.asarray(rng.normal(size=(groups, b, *spec["shape"])), jnp.float32)
     y = jnp.asarray(rng.integers(0, 10, size=(groups, b)), jnp.int32)
     params, model_state = jax.jit(model.init)(jax.random.PRNGKey(0), x[0, :1])
-    loss_fn = classification_loss(model, model_state)
+    loss_fn = functools.partial(group_loss(model), model_state=model_state)
     grouped = {"x": x, "y": y}
     flat = {"x": x.reshape(groups * b, *spec["shape"]), "y": y.reshape(-1)}
     group_batches = [{"x": x[g], "y": y[g]} for g in range(groups)]

@@ -1,11 +1,11 @@
-"""Overhead of masked training: the engine's train step with ``optim.masked`` vs. the dense step.
+"""Overhead of masked training: the engine's train step with ``optim.fixed_mask`` vs. the dense step.
 
 Variants, per model, same params (already masked at 90% sparsity), same batch, same optimizer
 (the engine's default: SGD with momentum 0.9, weight decay 5e-4, cosine schedule), one device:
 
   dense      ``engine.steps.make_train_step(model, tx, mesh)``: the engine step (shard_map, pmean,
              pcast) with the bare optimizer -- the baseline
-  masked     ``make_train_step(model, optim.masked(tx, None), mesh)`` with the mask (90% sparsity,
+  masked     ``make_train_step(model, optim.fixed_mask(tx, None), mesh)`` with the mask (90% sparsity,
              global magnitude pruning) in the optimizer state, exactly as ``engine.loop.Trainer``
   plain_jit  a plain ``jax.jit`` of ``value_and_grad`` + optax update, no shard_map (for reference:
              what the shard_map structure itself costs on one device)
@@ -53,7 +53,7 @@ def build(spec: dict[str, Any], mesh) -> dict[str, Any]:
     from ballot_jax.engine.mesh import put_batch, replicated
     from ballot_jax.engine.steps import TrainState, make_train_step, mean_cross_entropy
     from ballot_jax.models import get_model
-    from ballot_jax.optim import MaskedState, masked
+    from ballot_jax.optim import FixedMaskState, fixed_mask
 
     num_classes = 10
     model = get_model(spec["name"], num_classes=num_classes, **spec["kwargs"])
@@ -74,12 +74,12 @@ def build(spec: dict[str, Any], mesh) -> dict[str, Any]:
     step0, srng = jnp.zeros((), jnp.int32), jax.random.fold_in(key, 1)
     dense_state = jax.device_put(TrainState(step0, params, model_state, tx.init(params), srng), rep)
     masked_state = jax.device_put(
-        TrainState(step0, params, model_state, MaskedState(tx.init(params), mask), srng), rep
+        TrainState(step0, params, model_state, FixedMaskState(tx.init(params), mask), srng), rep
     )
     sharded_batch = put_batch(batch, mesh)
 
     dense_step = make_train_step(model, tx, mesh)
-    masked_step = make_train_step(model, masked(tx, None), mesh)
+    masked_step = make_train_step(model, fixed_mask(tx, None), mesh)
 
     @jax.jit
     def plain_step(state: TrainState, batch):
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         label: m["variants"]["masked"]["ratio"] for label, m in measurements.items()
     }
     notes = [
-        f"masked_step: engine train step with optim.masked (sparsity {SPARSITY}) vs the same step without",
+        f"masked_step: engine train step with optim.fixed_mask (sparsity {SPARSITY}) vs the same step without",
         "the wrapper; 1 device, same params/batch/optimizer; times are ms per step, ratio = median of",
         f"paired per-repetition ratios to 'dense'. Target masked/dense <= {TARGET:.2f}."
         + (" (--quick: sizes too small to mean anything)" if args.quick else ""),

@@ -44,7 +44,7 @@ def build(spec: dict[str, Any], meshes: dict[int, Any]) -> dict[str, Any]:
     from ballot_jax.engine.mesh import put_batch, replicated
     from ballot_jax.engine.steps import TrainState, make_train_step
     from ballot_jax.models import get_model
-    from ballot_jax.optim import MaskedState, masked
+    from ballot_jax.optim import FixedMaskState, fixed_mask
 
     num_classes = 10
     model = get_model(spec["name"], num_classes=num_classes, **spec["kwargs"])
@@ -63,10 +63,10 @@ def build(spec: dict[str, Any], meshes: dict[int, Any]) -> dict[str, Any]:
     mask = common.magnitude_mask(params, SPARSITY)
     params = common.apply_mask_host(params, mask)
     config = TrainConfig()
-    tx = masked(make_optimizer(config), None)  # the mask is read from the state, as in Trainer
+    tx = fixed_mask(make_optimizer(config), None)  # the mask is read from the state, as in Trainer
     state = TrainState(
         jnp.zeros((), jnp.int32), params, jax.device_get(model_state),
-        MaskedState(make_optimizer(config).init(params), mask), jax.random.fold_in(key, 1),
+        FixedMaskState(make_optimizer(config).init(params), mask), jax.random.fold_in(key, 1),
     )
     out = {}
     for count, mesh in meshes.items():

@@ -9,7 +9,7 @@ momentum 0.9, weight decay 5e-4, cosine learning-rate schedule from 0.05 -- the 
               (as the Ballot authors' code masks: ``weight = weight_orig * weight_mask`` in a forward
               pre-hook), ``zero_grad -> forward -> cross_entropy -> backward -> SGD step ->
               scheduler step`` (+ the batch accuracy, which the engine step also computes)
-  ballot_jax  ``engine.steps.make_train_step(model, optim.masked(tx, None), mesh)`` on a one-device
+  ballot_jax  ``engine.steps.make_train_step(model, optim.fixed_mask(tx, None), mesh)`` on a one-device
               mesh, with the mask in the optimizer state -- exactly what ``engine.loop.Trainer`` runs
 
 Models: ``small_cnn`` (SmallCNN channels (16, 32), dense 64, no norm; 32x32x3, batch 64) and
@@ -300,7 +300,7 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     from ballot_jax.engine.mesh import data_mesh, put_batch, replicated
     from ballot_jax.engine.steps import TrainState, make_train_step, mean_cross_entropy
     from ballot_jax.models import get_model
-    from ballot_jax.optim import MaskedState, masked
+    from ballot_jax.optim import FixedMaskState, fixed_mask
 
     config = TrainConfig()  # SGD momentum 0.9, weight decay 5e-4, cosine from 0.05 over 500 steps
     jax_device = jax.devices("gpu" if device == "gpu" else "cpu")[0]
@@ -324,12 +324,12 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     params = common.apply_mask_host(params, mask)
     tx = make_optimizer(config)
     state = jax.device_put(
-        TrainState(jnp.zeros((), jnp.int32), params, model_state, MaskedState(tx.init(params), mask),
+        TrainState(jnp.zeros((), jnp.int32), params, model_state, FixedMaskState(tx.init(params), mask),
                    jax.random.fold_in(key, 1)),
         replicated(mesh),
     )
     jbatch = put_batch(batch, mesh)
-    jax_step = make_train_step(model, masked(tx, None), mesh)
+    jax_step = make_train_step(model, fixed_mask(tx, None), mesh)
 
     # --- PyTorch, same weights, same mask, same optimizer
     def make_torch(prune_it: bool):
@@ -382,7 +382,7 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     if extra:
         nm_module, _, nm_opt, nm_sched = make_torch(False)
         variants["torch_nomask"] = torch_step_fn(nm_module, nm_opt, nm_sched)
-        mtx = masked(tx, None)
+        mtx = fixed_mask(tx, None)
 
         @jax.jit
         def plain_step(state, batch):
@@ -503,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
 
     notes = [
         "vs_torch: the same masked train step (90% sparsity, SGD momentum 0.9 + weight decay, cosine lr) in",
-        "PyTorch eager (prune.custom_from_mask) and ballot_jax (engine step + optim.masked), same weights and",
+        "PyTorch eager (prune.custom_from_mask) and ballot_jax (engine step + optim.fixed_mask), same weights and",
         f"batch, interleaved; ms per step. torch {setup['torch']}, threads: torch {setup['torch_num_threads']}, "
         f"XLA:CPU {n_threads}." + (" (--quick: sizes too small to mean anything)" if args.quick else ""),
         "",

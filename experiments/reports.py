@@ -41,9 +41,7 @@ def summarize_record(record: Record) -> Record:
             {
                 "level": lv.get("level", i),
                 "sparsity": lv.get("sparsity"),
-                "test_accuracy": lv.get("test", {}).get("accuracy"),
-                "test_cwv": lv.get("test", {}).get("cwv"),
-                "test_mcd": lv.get("test", {}).get("mcd"),
+                **{f"test_{k}": lv.get("test", {}).get(k) for k in ("accuracy", "cwv", "mcd")},
                 "train_time_s": lv.get("train_time_s"),
             }
             for i, lv in enumerate(record["levels"])

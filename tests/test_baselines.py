@@ -19,7 +19,8 @@ from ballot_jax.methods import safecompress as sc
 from ballot_jax import objectives
 from ballot_jax.methods.fairscratch import FairScratch
 from ballot_jax.methods.safecompress import SafeCompress
-from ballot_jax.pruning import distribute_keep_counts, erk_keep_counts, random_mask
+from ballot_jax.layer_budgets import distribute_keep_counts, erk_keep_counts
+from ballot_jax.pruning import random_mask
 from engine_fixtures import mlp_model, toy_dataset
 
 CFG = TrainConfig(steps=20, batch_size=16, learning_rate=0.1, checkpoint_every=10)

@@ -7,7 +7,7 @@ import ballot_jax as bj
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, run_levels
 from ballot_jax.engine.mesh import data_mesh
-from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
+from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from engine_fixtures import mlp_model, toy_dataset
 
 CFG = TrainConfig(steps=40, batch_size=16, learning_rate=0.1, rewind_step=4, checkpoint_every=10)
@@ -191,3 +191,36 @@ def test_retrain_objective_applies_to_pruning_levels_only(tmp_path):
     chex.assert_trees_all_equal(final.params, bj.apply_mask(rewind.params, final.mask))
     assert not np.allclose(dense.params["hidden"]["kernel"], rewind.params["hidden"]["kernel"])
     assert records[1]["kept"] == 100
+
+
+@pytest.mark.parametrize("rewind_lr", [True, False])
+def test_rewinding_levels_start_from_theta_k_masked(tmp_path, rewind_lr):
+    """Every rewinding level starts from θ_k's weights under its new mask, with a fresh optimizer
+    (rewind_lr=False: e.g. Ballot(lr="warmup_cosine")) or θ_k's (True) -- never from the final weights."""
+    t = task()
+    starts = []
+
+    class Recording(Trainer):
+        def train(self, state, config, until_step, **kw):
+            starts.append(jax.device_get(state))
+            return super().train(state, config, until_step, **kw)
+
+    cfg = TrainConfig(**{**CFG.__dict__, "rewind_lr": rewind_lr})
+    run_levels(t, cfg, magnitude, LevelPlan([100, 60]), tmp_path, trainer=Recording(t))
+    theta_k = checkpoints.load_item(tmp_path / "level_00" / "rewind", init_state(t, cfg))
+    for level, start in enumerate(starts[1:], start=1):
+        mask = checkpoints.load_item(tmp_path / f"level_{level:02d}" / "mask", theta_k.mask)
+        chex.assert_trees_all_equal(start.params, jax.device_get(bj.apply_mask(theta_k.params, mask)))
+        assert int(start.step) == (CFG.rewind_step if rewind_lr else 0)
+        momentum = optax_trace(start.opt_state)
+        reference = optax_trace(theta_k.opt_state)
+        if rewind_lr:
+            chex.assert_trees_all_equal(momentum, jax.device_get(reference))
+        else:
+            assert all(np.all(np.asarray(x) == 0) for x in jax.tree.leaves(momentum))
+
+
+def optax_trace(opt_state):
+    import optax
+
+    return optax.tree_utils.tree_get(opt_state, "trace")

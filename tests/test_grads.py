@@ -4,10 +4,17 @@ import jax.numpy as jnp
 import numpy as np
 
 from ballot_jax.engine.mesh import data_mesh, put_batch
-from ballot_jax.grads import classification_loss, make_sharded_group_grads, mean_group_grads, per_group_grads
+from ballot_jax.engine.steps import group_loss
+from ballot_jax.grads import mean_group_grads, per_group_grads, sharded_group_grads
 from engine_fixtures import mlp_model
 
 G, B = 3, 8
+
+
+def classification_loss(model, state):
+    """The engine model's group loss with its (frozen) model state bound: ``loss_fn(params, batch)``."""
+    loss = group_loss(model)
+    return lambda params, batch: loss(params, batch, state)
 
 
 def setup():
@@ -49,9 +56,9 @@ def test_sharded_equals_single_device_and_accumulates():
     results = []
     for n in (1, 4):
         mesh = data_mesh(jax.devices()[:n])
-        fn = make_sharded_group_grads(model, mesh)
+        fn = sharded_group_grads(group_loss(model), mesh)
         batches = [put_batch(batch, mesh, axis=1), put_batch(jax.tree.map(lambda x: x[:, ::-1], batch), mesh, axis=1)]
-        results.append(mean_group_grads(fn, params, state, batches))
+        results.append(mean_group_grads(fn, params, batches, state))
     chex.assert_trees_all_close(results[0], results[1], atol=1e-6)
     single = per_group_grads(classification_loss(model, state), params, batch)
     np.testing.assert_allclose(results[0].loss, single.loss, rtol=1e-6)  # reversed batch: same mean loss
@@ -60,9 +67,9 @@ def test_sharded_equals_single_device_and_accumulates():
 def test_sq_grads_average_the_squares_of_per_batch_grads():
     model, params, state, batch = setup()
     mesh = data_mesh(jax.devices()[:1])
-    fn = make_sharded_group_grads(model, mesh)
+    fn = sharded_group_grads(group_loss(model), mesh)
     other = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else -1), batch)
-    out = mean_group_grads(fn, params, state, [put_batch(batch, mesh, axis=1), put_batch(other, mesh, axis=1)])
+    out = mean_group_grads(fn, params, [put_batch(batch, mesh, axis=1), put_batch(other, mesh, axis=1)], state)
     a = per_group_grads(classification_loss(model, state), params, batch).grads
     b = per_group_grads(classification_loss(model, state), params, other).grads
     expected = jax.tree.map(lambda x, y: (x**2 + y**2) / 2, a, b)
@@ -113,6 +120,27 @@ def test_sharded_cnn_group_grads_equal_single_device():
     single = per_group_grads(classification_loss(model, state), params, batch)
     for n in (1, 4):
         mesh = data_mesh(jax.devices()[:n])
-        out = make_sharded_group_grads(model, mesh)(params, state, put_batch(batch, mesh, axis=1))
+        out = sharded_group_grads(group_loss(model), mesh)(params, put_batch(batch, mesh, axis=1), state)
         chex.assert_trees_all_close(out.grads, single.grads, atol=1e-6, rtol=1e-5)
         np.testing.assert_allclose(out.loss, single.loss, rtol=1e-6)
+
+
+def test_plain_loss_fn_with_extra_args_and_a_running_mean():
+    """A researcher's loss ``loss_fn(params, batch, scale)``: extra args are shared by the groups, and
+    ``mean_group_grads`` over a jitted ``per_group_grads`` is the mean of the per-batch results."""
+    import functools
+
+    def loss_fn(params, batch, scale):
+        logits = scale * batch["x"] @ params["w"]
+        loss = jnp.mean(jax.nn.logsumexp(logits, -1) - jnp.take_along_axis(logits, batch["y"][:, None], -1)[:, 0])
+        return loss, jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+
+    _, _, _, batch = setup()
+    params = {"w": jnp.asarray(np.random.default_rng(3).normal(size=(5, 3)), jnp.float32)}
+    fn = jax.jit(functools.partial(per_group_grads, loss_fn))
+    other = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else -1), batch)
+    out = mean_group_grads(fn, params, [batch, other], 2.0)
+    a, b = fn(params, batch, 2.0), fn(params, other, 2.0)
+    chex.assert_trees_all_close(out, jax.tree.map(lambda x, y: (x + y) / 2, a, b), atol=1e-6)
+    one = jax.grad(lambda p: loss_fn(p, jax.tree.map(lambda x: x[0], batch), 2.0)[0])(params)
+    chex.assert_trees_all_close(a.grads["w"][0], one["w"], atol=1e-6)

@@ -28,7 +28,7 @@ def test_pruned_weights_stay_exactly_zero(tx):
               "b": jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)}
     mask = bj.make_mask(params)
     mask = bj.prune(bj.magnitude_scores(params, mask), mask, 0.6)
-    opt = bj.masked(tx, mask)
+    opt = bj.fixed_mask(tx, mask)
     params = bj.apply_mask(params, mask)
     state = opt.init(params)
 
@@ -51,7 +51,7 @@ def test_pruned_weights_stay_exactly_zero(tx):
 def test_with_mask_changes_mask_without_recompiling():
     params = {"w": jnp.ones((3, 3))}
     mask = bj.make_mask(params)
-    opt = bj.masked(optax.sgd(0.1), mask)
+    opt = bj.fixed_mask(optax.sgd(0.1), mask)
     state = opt.init(params)
     step = jax.jit(lambda g, s, p: opt.update(g, s, p))
     step(params, state, params)
@@ -67,7 +67,7 @@ def test_flax_params_tree():
     mask = bj.make_mask(params)
     assert bj.num_prunable(mask) == 4 * 8 + 8 * 2
     mask = bj.prune_to_sparsity(bj.magnitude_scores(params, mask), mask, 0.5)
-    opt = bj.masked(optax.adam(0.1), mask)
+    opt = bj.fixed_mask(optax.adam(0.1), mask)
     params = bj.apply_mask(params, mask)
     state = opt.init(params)
     x = jnp.ones((3, 4))
@@ -79,3 +79,38 @@ def test_flax_params_tree():
     flat_p = bj.mask_leaves(bj.magnitude_scores(params, mask))
     for m, p in zip(bj.mask_leaves(mask), flat_p):
         assert np.all(np.asarray(p)[~np.asarray(m)] == 0)
+
+
+@pytest.mark.parametrize(
+    "tx, buffers",
+    [(optax.sgd(0.1, momentum=0.9), ("trace",)), (optax.adam(0.05), ("mu", "nu"))],
+    ids=["momentum", "adam"],
+)
+def test_moments_of_pruned_weights_are_exactly_zero(tx, buffers):
+    """The gradient is masked BEFORE the inner transformation: the docstring promises that momentum,
+    mu and nu stay exactly 0 at pruned entries (masking only the output would let them grow)."""
+    rng = np.random.default_rng(1)
+    params = {"k": jnp.asarray(rng.normal(size=(6, 5)), jnp.float32), "b": jnp.ones(5)}
+    mask = bj.prune(bj.magnitude_scores(params, bj.make_mask(params)), bj.make_mask(params), 0.5)
+    opt = optax.chain(optax.clip_by_global_norm(10.0), bj.fixed_mask(tx, mask))
+    params = bj.apply_mask(params, mask)
+    state = opt.init(params)
+    for t in range(3):
+        grads = jax.grad(quadratic_loss)(params, 3.0 + t)
+        updates, state = opt.update(grads, state, params)
+        params = optax.apply_updates(params, updates)
+    pruned = ~np.asarray(mask["k"])
+    for name in buffers:
+        moment = np.asarray(optax.tree_utils.tree_get(state, name)["k"])
+        assert np.all(moment[pruned] == 0.0), name
+        assert np.all(moment[~pruned] != 0.0), name
+
+
+def test_with_mask_finds_the_state_inside_a_chain():
+    params = {"w": jnp.ones((3, 3))}
+    opt = optax.chain(optax.clip_by_global_norm(1.0), bj.fixed_mask(optax.sgd(0.1), bj.make_mask(params)))
+    state = bj.with_mask(opt.init(params), {"w": jnp.eye(3, dtype=bool)})
+    updates, _ = opt.update(params, state, params)
+    np.testing.assert_array_equal(np.asarray(updates["w"]) != 0, np.eye(3, dtype=bool))
+    with pytest.raises(ValueError, match="no FixedMaskState"):
+        bj.with_mask(optax.sgd(0.1).init(params), bj.make_mask(params))

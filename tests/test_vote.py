@@ -275,3 +275,10 @@ def test_the_default_is_the_documented_one():
         for name in ("selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
                      "disparity_weights", "epsilon", "disparity_temperature"):
             assert options[name] == getattr(b, name), (module.__name__, name)
+
+
+def test_normalize_columns_output_axis_zero_is_the_transposed_layout():
+    x = np.random.default_rng(0).normal(size=(4, 3, 2)).astype(np.float32)  # [out, in, k] (Equinox-like)
+    t = np.moveaxis(x, 0, -1)  # [in, k, out]
+    np.testing.assert_allclose(np.moveaxis(vote.normalize_columns(x, output_axis=0), 0, -1),
+                               vote.normalize_columns(t), rtol=1e-6)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import pathlib
-import time
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -27,11 +26,12 @@ from jax.sharding import Mesh
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
 from ballot_jax.engine.model import Model
+from ballot_jax.engine.phases import describe, final_record, finished_phase, saved_item, train_phase
 from ballot_jax.engine.progress import bar, log
-from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
+from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from ballot_jax.engine.steps import Objective, TrainState, evaluate, make_predict, make_train_step, mean_cross_entropy
-from ballot_jax.masks import Mask, Prunable, apply_mask, default_prunable, make_mask, sparsity_summary
-from ballot_jax.optim import MaskedState, masked, with_mask
+from ballot_jax.masks import Mask, Prunable, apply_mask, default_prunable, make_mask
+from ballot_jax.optim import FixedMaskState, fixed_mask, with_mask
 from ballot_jax.pruning import prune_to_count
 
 PyTree = Any
@@ -93,9 +93,9 @@ def make_schedule(config: TrainConfig) -> optax.Schedule:
     return optax.piecewise_constant_schedule(lr, {n // 2: 0.1, (3 * n) // 4: 0.1})
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The (unmasked) optax optimizer of ``config`` with its schedule."""
-    schedule = make_schedule(config)
+def make_optimizer(config: TrainConfig, schedule: optax.Schedule | None = None) -> optax.GradientTransformation:
+    """The (unmasked) optax optimizer of ``config`` with its schedule (or ``schedule`` instead)."""
+    schedule = make_schedule(config) if schedule is None else schedule
     if config.optimizer == "sgd":
         return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.sgd(schedule, config.momentum))
     if config.optimizer == "adam":
@@ -108,7 +108,7 @@ def init_state(task: Task, config: TrainConfig, prunable: Prunable = default_pru
     key = jax.random.PRNGKey(config.seed)
     params, model_state = task.model.init(key, jnp.asarray(task.data.train.x[:1]))
     mask = make_mask(params, prunable)
-    opt_state = MaskedState(make_optimizer(config).init(params), mask)
+    opt_state = FixedMaskState(make_optimizer(config).init(params), mask)
     state = TrainState(jnp.zeros((), jnp.int32), params, model_state, opt_state, jax.random.fold_in(key, 1))
     return replicate(state, task.mesh)
 
@@ -116,7 +116,7 @@ def init_state(task: Task, config: TrainConfig, prunable: Prunable = default_pru
 def reset_optimizer(state: TrainState, config: TrainConfig, mask: Mask) -> TrainState:
     """``state`` with a fresh optimizer (schedule at 0), the new mask, and params masked."""
     params = apply_mask(state.params, mask)
-    opt_state = MaskedState(make_optimizer(config).init(params), mask)
+    opt_state = FixedMaskState(make_optimizer(config).init(params), mask)
     return state._replace(step=jnp.zeros((), jnp.int32), params=params, opt_state=opt_state)
 
 
@@ -126,11 +126,20 @@ def set_mask(state: TrainState, mask: Mask) -> TrainState:
 
 
 class Trainer:
-    """Runs training phases for one task; caches one compiled step per (config, objective)."""
+    """Runs training phases for one task; caches one compiled step per (config, objective).
 
-    def __init__(self, task: Task, objective: Objective = mean_cross_entropy):
+    ``make_tx(config)`` builds the (unmasked) optimizer of the steps: the engine's by default.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        objective: Objective = mean_cross_entropy,
+        make_tx: Callable[[TrainConfig], optax.GradientTransformation] = make_optimizer,
+    ):
         self.task = task
         self.objective = objective
+        self.make_tx = make_tx
         self._steps: dict[tuple[TrainConfig, Objective], Callable] = {}
         self._group_members: list[np.ndarray] | None = None
         self.predict = make_predict(task.model)
@@ -139,7 +148,7 @@ class Trainer:
         objective = objective or self.objective
         key = (config, objective)
         if key not in self._steps:
-            tx = masked(make_optimizer(config), None)  # the mask is read from the state
+            tx = fixed_mask(self.make_tx(config), None)  # the mask is read from the state
             self._steps[key] = make_train_step(self.task.model, tx, self.task.mesh, objective)
         return self._steps[key]
 
@@ -284,12 +293,9 @@ def run_levels(
 
     for level, keep in enumerate(plan.keep_counts, start=1):
         d = level_dir(workdir, level)
-        mask_path = d / "mask"
-        if checkpoints.item_exists(mask_path):
-            mask = checkpoints.load_item(mask_path, state.mask)
-        else:
-            mask = prune_to_count(score_fn(state, level), state.mask, int(keep))
-            checkpoints.save_item(mask_path, mask)
+        mask = saved_item(
+            d / "mask", state.mask, lambda: prune_to_count(score_fn(state, level), state.mask, int(keep))
+        )
         if plan.rewind and retrain.rewind_lr:
             start = set_mask(rewind_state, mask)
         elif plan.rewind:
@@ -323,31 +329,16 @@ def level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
 
 def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None, objective=None):
     """Train one level (or load it if finished), evaluate, and write its record."""
-    final_path, record_path = directory / "final", directory / "record.json"
-    if checkpoints.item_exists(final_path) and record_path.exists():
-        state = checkpoints.load_item(final_path, state)
-        return state, checkpoints.read_json(record_path)
-    t0 = time.perf_counter()
-    state = trainer.train(
-        state, config, until_step, data_seed=data_seed, ckpt_dir=directory / "ckpt", on_step=on_step, desc=desc,
+    finished = finished_phase(directory, state)
+    if finished is not None:
+        return finished
+    state, train_time = train_phase(
+        trainer, state, config, until_step, directory, data_seed=data_seed, desc=desc, on_step=on_step,
         objective=objective,
     )
-    train_time = time.perf_counter() - t0
-    checkpoints.save_item(final_path, state)
-    summary = sparsity_summary(state.mask, state.params)
-    record = {
-        "level": level,
-        "sparsity": summary["sparsity"],
-        "overall_sparsity": summary["overall_sparsity"],
-        "kept": summary["kept"],
-        "train_time_s": train_time,
-        "val": trainer.evaluate(state, trainer.task.data.val),
-        "test": trainer.evaluate(state, trainer.task.data.test),
-    }
-    checkpoints.write_json(record_path, record)
-    log(
-        f"{desc}: sparsity {record['sparsity']:.3f}  val acc {record['val']['accuracy']:.4f}  "
-        f"test acc {record['test']['accuracy']:.4f}  CWV {record['test']['cwv']:.5f}  "
-        f"MCD {record['test']['mcd']:.4f}  ({train_time:.1f}s)"
+    record = final_record(
+        level, state.mask, state.params, train_time, lambda split: trainer.evaluate(state, split), trainer.task.data
     )
+    checkpoints.write_json(directory / "record.json", record)
+    log(f"{desc}: {describe(record)}")
     return state, record

@@ -22,9 +22,9 @@ from jax.sharding import Mesh, PartitionSpec as P
 from ballot_jax import metrics
 from ballot_jax.engine.mesh import DATA_AXIS, check_divisible, put_batch, to_host
 from ballot_jax.engine.model import Model
-from ballot_jax.engine.samplers import eval_batches
+from ballot_jax.samplers import eval_batches
 from ballot_jax.masks import Mask
-from ballot_jax.optim import MaskedState
+from ballot_jax.optim import FixedMaskState
 
 PyTree = Any
 Batch = dict[str, jax.Array]
@@ -35,13 +35,13 @@ class TrainState(NamedTuple):
     """Everything a run needs to continue: a pytree, checkpointed as one item.
 
     ``step`` is the position in the learning-rate schedule and in the data stream; the mask lives
-    in ``opt_state`` (``MaskedState``) so that the jitted step reads it as data.
+    in ``opt_state`` (``FixedMaskState``) so that the jitted step reads it as data.
     """
 
     step: jax.Array
     params: PyTree
     model_state: PyTree
-    opt_state: MaskedState
+    opt_state: FixedMaskState
     rng: jax.Array
 
     @property
@@ -52,6 +52,17 @@ class TrainState(NamedTuple):
 def mean_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
     """Mean softmax cross-entropy of ``logits`` [B, C] against integer ``batch['y']`` [B]."""
     return optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+
+
+def group_loss(model: Model) -> Callable[[PyTree, Batch, PyTree], tuple[jax.Array, jax.Array]]:
+    """``loss_fn(params, batch, model_state) -> (cross-entropy, accuracy)`` of ``model`` in eval mode
+    (BatchNorm statistics frozen): the ``GroupLoss`` of ``ballot_jax.grads`` for an engine model."""
+
+    def loss_fn(params, batch, model_state):
+        logits, _ = model.apply(params, model_state, batch["x"], False, jax.random.PRNGKey(0))
+        return mean_cross_entropy(logits, batch), jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+
+    return loss_fn
 
 
 def _gather(tree: PyTree) -> PyTree:
@@ -73,6 +84,56 @@ def _pcast_varying(tree: PyTree) -> PyTree:
     return jax.tree.map(lambda x: jax.lax.pcast(x, DATA_AXIS, to="varying"), tree)
 
 
+def step_rng(state: TrainState) -> jax.Array:
+    """This device's key for the step (inside shard_map): a function of (seed, step, device index)."""
+    return jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(DATA_AXIS))
+
+
+def apply_mean_grads(tx: optax.GradientTransformation, grads: PyTree, opt_state: PyTree, params: PyTree):
+    """One ``tx`` step on the device-averaged ``grads`` (inside shard_map): (new params, opt state)."""
+    grads = jax.lax.pmean(grads, DATA_AXIS)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state
+
+
+def model_update(
+    model: Model,
+    tx: optax.GradientTransformation,
+    state: TrainState,
+    batch: Batch,
+    rng: jax.Array,
+    objective: Callable[[jax.Array, Batch], tuple[jax.Array, Any]],
+) -> tuple[TrainState, jax.Array, jax.Array, Any]:
+    """One optimizer step of the model inside shard_map: ``(next state, loss, accuracy, aux)``.
+
+    ``objective(global logits, global labels) -> (loss, aux)``; the forward pass is in train mode on
+    this device's shard of ``batch``. Gradients and model state are averaged over the devices; the
+    loss is the global one, ``accuracy`` this shard's (the caller ``pmean``s what it reports).
+    """
+
+    def loss_fn(params):
+        logits, model_state = model.apply(params, state.model_state, batch["x"], True, rng)
+        # The objective sees the global batch (logits and labels gathered from every device), so
+        # a non-additive objective (a group-disparity surrogate) is the same on any device count.
+        loss, aux = objective(_gather(logits), _gather(_labels(batch)))
+        return loss, (logits, model_state, aux)
+
+    (loss, (logits, model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        _pcast_varying(state.params)
+    )
+    params, opt_state = apply_mean_grads(tx, grads, state.opt_state, state.params)
+    model_state = jax.lax.pmean(model_state, DATA_AXIS)
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+    return TrainState(state.step + 1, params, model_state, opt_state, state.rng), loss, accuracy, aux
+
+
+def shard_step(local_step: Callable, mesh: Mesh) -> Callable:
+    """``local_step(state, batch) -> (state, stats)`` jitted and run under ``jax.shard_map`` over
+    ``mesh``: state and stats replicated, the batch split along the 'data' axis."""
+    sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
+    return jax.jit(sharded)
+
+
 def make_train_step(
     model: Model,
     tx: optax.GradientTransformation,
@@ -86,28 +147,15 @@ def make_train_step(
     additive or not, gives the one-device result.
     """
 
+    def without_aux(logits, labels):
+        return objective(logits, labels), None
+
     def local_step(state: TrainState, batch: Batch):
-        rng = jax.random.fold_in(jax.random.fold_in(state.rng, state.step), jax.lax.axis_index(DATA_AXIS))
-
-        def loss_fn(params):
-            logits, model_state = model.apply(params, state.model_state, batch["x"], True, rng)
-            # The objective sees the global batch (logits and labels gathered from every device), so
-            # a non-additive objective (a group-disparity surrogate) is the same on any device count.
-            return objective(_gather(logits), _gather(_labels(batch))), (logits, model_state)
-
-        (loss, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            _pcast_varying(state.params)
-        )
-        grads = jax.lax.pmean(grads, DATA_AXIS)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        model_state = jax.lax.pmean(model_state, DATA_AXIS)
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+        state, loss, accuracy, _ = model_update(model, tx, state, batch, step_rng(state), without_aux)
         stats = {"loss": jax.lax.pmean(loss, DATA_AXIS), "accuracy": jax.lax.pmean(accuracy, DATA_AXIS)}
-        return TrainState(state.step + 1, params, model_state, opt_state, state.rng), stats
+        return state, stats
 
-    sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
-    return jax.jit(sharded)
+    return shard_step(local_step, mesh)
 
 
 def make_predict(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
@@ -124,13 +172,14 @@ def make_predict(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Arra
 
 
 def predict_split(predict, params, model_state, x: np.ndarray, mesh: Mesh, batch_size: int = 512) -> np.ndarray:
-    """Predicted labels for every row of ``x`` (host NumPy), batched and padded to the mesh."""
+    """Predicted labels for every row of ``x`` (host NumPy, or a tuple of row-aligned arrays that
+    ``predict`` gets batched as a tuple), batched and padded to the mesh."""
     n_dev = mesh.devices.size
     batch_size = max(n_dev, batch_size - batch_size % n_dev)
     check_divisible(batch_size, mesh, "eval batch size")
     out = []
-    for idx, valid in eval_batches(len(x), batch_size):
-        xb = put_batch(x[idx], mesh)
+    for idx, valid in eval_batches(len(x[0] if isinstance(x, tuple) else x), batch_size):
+        xb = put_batch(jax.tree.map(lambda a: a[idx], x), mesh)
         out.append(np.asarray(to_host(predict(params, model_state, xb)))[:valid])
     return np.concatenate(out) if out else np.zeros((0,), np.int32)
 

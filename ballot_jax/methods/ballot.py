@@ -38,8 +38,9 @@ from ballot_jax import ballot, vote
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, level_dir, run_levels
 from ballot_jax.engine.mesh import check_divisible, put_batch
-from ballot_jax.engine.samplers import group_index, shuffled_batch, stratified_batch
-from ballot_jax.grads import make_sharded_group_grads, mean_group_grads
+from ballot_jax.engine.steps import group_loss
+from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
+from ballot_jax.grads import mean_group_grads, sharded_group_grads
 from ballot_jax.methods.base import Record, finish_record, level_plan
 from ballot_jax.objectives import fair_objective, resolve_surrogate
 
@@ -122,7 +123,7 @@ class Ballot:
         check_divisible(self.per_group_batch, task.mesh, "Ballot.per_group_batch")
         split = getattr(task.data, self.score_split)
         members = group_index(split.group, task.data.info.num_groups)
-        group_grads_fn = make_sharded_group_grads(task.model, task.mesh)
+        group_grads_fn = sharded_group_grads(group_loss(task.model), task.mesh)
 
         def batches(seed: int):
             for b in range(self.score_batches):
@@ -130,7 +131,7 @@ class Ballot:
                 yield put_batch({"x": split.x[idx], "y": split.y[idx], "group": split.group[idx]}, task.mesh, axis=1)
 
         def scores(state, seed: int):
-            gg = mean_group_grads(group_grads_fn, state.params, state.model_state, batches(seed))
+            gg = mean_group_grads(group_grads_fn, state.params, batches(seed), state.model_state)
             stats = ballot.conflict_stats(state.params, state.mask, gg)
             return ballot.scores(state.params, state.mask, stats, self.score)
 

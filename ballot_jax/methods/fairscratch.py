@@ -46,301 +46,38 @@ are held by the masked optimizer with an all-False mask, so they get exactly zer
 decay included) and stay bitwise equal. The engine's sharded train step, ``Trainer.train``
 (periodic checkpoints, resume) and samplers run unchanged; ``workdir/record.json`` marks the run
 finished.
+
+The pieces: the score network ``edge_popup.py``; the objective and the choice of λ
+``fairscratch_objective.py``; the optimizer, trainers and one score network's training
+``fairscratch_training.py``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import pathlib
-import time
 import types
-from typing import Any, Callable, Sequence
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
+from typing import Any
 
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
-from ballot_jax.engine.mesh import replicate
-from ballot_jax.engine.model import Model
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state  # noqa: F401 (Trainer: re-exported)
+from ballot_jax.engine.phases import describe
 from ballot_jax.engine.progress import log
-from ballot_jax.engine.steps import Objective, TrainState, evaluate, make_predict, make_train_step
-from ballot_jax.masks import (
-    Mask,
-    Prunable,
-    default_prunable,
-    is_unprunable,
-    make_mask,
-    map_prunable_with_keys,
-    mask_leaves,
-    sparsity_summary,
-)
+from ballot_jax.engine.steps import make_predict
 from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
-from ballot_jax.objectives import (
-    DP_RELAXATIONS,
-    SURROGATES,
-    dp_relaxation_setup,
-    fair_objective,
-    relaxed_dp_objective,
-    resolve_surrogate,
+# The pieces, re-exported here (``ballot_jax.methods.fairscratch.X`` as before the split).
+from ballot_jax.methods.edge_popup import (  # noqa: F401
+    WEIGHT_INITS, check_weight_init, fan_in, freeze, frozen_weights, init_scores, keep_counts, materialise,
+    scored_model, signed_kaiming, signed_std, sparse_model, top_k_mask,
 )
-from ballot_jax.optim import MaskedState, masked, with_mask
-from ballot_jax.pruning import distribute_keep_counts, keep_top_k_global, keep_top_k_per_leaf, num_keep_for_sparsity
-
-PyTree = Any
-# ------------------------------------------------------------------------------------------------
-# The score network
-
-
-WEIGHT_INITS = ("signed_kaiming", "signed_std", "init")
-
-
-def check_weight_init(weight_init: str) -> None:
-    """Raise for an unknown ``weight_init``, with a pointer for the renamed "signed_constant"."""
-    if weight_init == "signed_constant":
-        raise ValueError(
-            "weight_init 'signed_constant' was renamed 'signed_std' (sign(w_0)·std of the layer's w_0); "
-            "the authors' (edge-popup's) signed constant sign(w_0)·√(2/fan_in) is 'signed_kaiming'"
-        )
-    if weight_init not in WEIGHT_INITS:
-        raise ValueError(f"weight_init must be one of {WEIGHT_INITS}, got {weight_init!r}")
-
-
-def fan_in(shape: Sequence[int]) -> int:
-    """Product of all kernel dimensions but the last (Dense: inputs; conv HWIO: H·W·I)."""
-    return max(1, int(np.prod(shape[:-1])))
-
-
-def signed_std(params: PyTree, template: Mask) -> PyTree:
-    """sign(w)·std(w) per prunable leaf (sign(0) := +1), ``None`` at unprunable leaves."""
-
-    def leaf(m, w):
-        if m is None:
-            return None
-        c = jnp.std(w)
-        return jnp.where(w < 0, -c, c).astype(w.dtype)
-
-    return jax.tree.map(leaf, template, params, is_leaf=is_unprunable)
-
-
-def signed_kaiming(params: PyTree, template: Mask, gain: float = float(np.sqrt(2.0))) -> PyTree:
-    """sign(w)·gain/√fan_in per prunable leaf (sign(0) := +1), ``None`` at unprunable leaves."""
-
-    def leaf(m, w):
-        if m is None:
-            return None
-        c = gain / np.sqrt(fan_in(jnp.shape(w)))
-        return jnp.where(w < 0, -c, c).astype(w.dtype)
-
-    return jax.tree.map(leaf, template, params, is_leaf=is_unprunable)
-
-
-def frozen_weights(params: PyTree, template: Mask, weight_init: str, scale: float = 1.0) -> PyTree:
-    """The frozen prunable weights of ``weight_init`` (see ``WEIGHT_INITS``) times ``scale``."""
-    if weight_init == "signed_kaiming":
-        frozen = signed_kaiming(params, template)
-    elif weight_init == "signed_std":
-        frozen = signed_std(params, template)
-    elif weight_init == "init":
-        frozen = jax.tree.map(lambda m, p: None if m is None else p, template, params, is_leaf=is_unprunable)
-    else:
-        check_weight_init(weight_init)
-        raise AssertionError(weight_init)  # unreachable: check_weight_init raised
-    if scale == 1.0:
-        return frozen
-    return jax.tree.map(lambda w: (w * scale).astype(w.dtype), frozen)
-
-
-def init_scores(key: jax.Array, template: Mask) -> PyTree:
-    """U(−1/√fan_in, 1/√fan_in) per prunable leaf (fan_in: all kernel dims but the last)."""
-
-    def draw(k, m):
-        bound = 1.0 / np.sqrt(fan_in(jnp.shape(m)))
-        return jax.random.uniform(k, jnp.shape(m), jnp.float32, -bound, bound)
-
-    return map_prunable_with_keys(draw, key, template)
-
-
-def keep_counts(template: Mask, sparsity: float, scope: str) -> list[int] | int:
-    """Exactly ``num_keep_for_sparsity(N, sparsity)`` in total: one int (global) or per leaf (layer)."""
-    sizes = [int(np.size(m)) for m in mask_leaves(template)]
-    total = num_keep_for_sparsity(sum(sizes), sparsity)
-    if scope == "global":
-        return total
-    if scope == "layer":
-        return distribute_keep_counts(sizes, [1.0] * len(sizes), total)
-    raise ValueError(f"scope must be 'global' or 'layer', got {scope!r}")
-
-
-def top_k_mask(scores: PyTree, counts: Sequence[int] | int) -> Mask:
-    """Bool mask of the top |score| entries: ``counts`` total (int) or per leaf (list). Jit-able."""
-    magnitude = jax.tree.map(lambda s: jnp.abs(jax.lax.stop_gradient(s)), scores)
-    full = jax.tree.map(lambda s: jnp.ones(jnp.shape(s), bool), scores)
-    if isinstance(counts, (int, np.integer)):
-        return keep_top_k_global(magnitude, full, jnp.int32(counts))
-    return keep_top_k_per_leaf(magnitude, full, jnp.asarray(counts, jnp.int32))
-
-
-def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -> PyTree:
-    """The plain model's params: frozen·mask at prunable leaves, the free params elsewhere.
-
-    With ``straight_through`` the value is the same but ∂/∂s = ∂/∂(w·m)·w·sign(s) (edge-popup's STE
-    through the |s| that ``top_k_mask`` ranks: every step moves |s| in the direction that lowers the
-    loss, whatever the sign of s).
-    """
-
-    def leaf(m, w, s, f):
-        if m is None:
-            return f
-        w = jax.lax.stop_gradient(w)
-        if straight_through:
-            a = jnp.abs(s)
-            m_ste = jax.lax.stop_gradient(m.astype(w.dtype)) + (a - jax.lax.stop_gradient(a)).astype(w.dtype)
-            return w * m_ste
-        return jnp.where(m, w, jnp.zeros_like(w))
-
-    flat = lambda t: jax.tree.leaves(t, is_leaf=is_unprunable)  # noqa: E731 (all share one structure)
-    m_leaves, treedef = jax.tree.flatten(mask, is_leaf=is_unprunable)
-    out = [
-        leaf(m, w, s, f)
-        for m, w, s, f in zip(m_leaves, flat(trainable["frozen"]), flat(trainable["scores"]), flat(trainable["free"]))
-    ]
-    return jax.tree.unflatten(treedef, out)
-
-
-def scored_model(
-    model: Model,
-    counts: Sequence[int] | int,
-    weight_init: str = "signed_kaiming",
-    prunable: Prunable = default_prunable,
-    scale_fan: bool = False,
-) -> Model:
-    """The edge-popup network of ``model`` as an engine ``Model`` over ``{"scores", "free", "frozen"}``.
-
-    ``init(rng, x)`` runs ``model.init(rng, x)`` (θ_0) and derives the frozen weights
-    (``frozen_weights``; with ``scale_fan`` divided by √(k / N), the kept fraction) and scores;
-    ``apply`` materialises frozen·top-k(|scores|) with the straight-through estimator and runs
-    ``model.apply`` on it.
-    """
-    check_weight_init(weight_init)
-
-    def init(rng, x):
-        params, model_state = model.init(rng, x)
-        template = make_mask(params, prunable)
-        scale = 1.0
-        if scale_fan:
-            total = sum(int(np.size(m)) for m in mask_leaves(template))
-            kept = int(np.sum(counts)) if not isinstance(counts, (int, np.integer)) else int(counts)
-            scale = float(1.0 / np.sqrt(max(kept, 1) / max(total, 1)))
-        frozen = frozen_weights(params, template, weight_init, scale)
-        free = jax.tree.map(lambda m, p: p if m is None else None, template, params, is_leaf=is_unprunable)
-        scores = init_scores(jax.random.fold_in(rng, 3), template)
-        return {"scores": scores, "free": free, "frozen": frozen}, model_state
-
-    def apply(trainable, model_state, x, train, rng):
-        mask = top_k_mask(trainable["scores"], counts)
-        return model.apply(materialise(trainable, mask, straight_through=True), model_state, x, train, rng)
-
-    return Model(init, apply)
-
-
-def freeze(state: TrainState, train_unprunable: bool = True) -> TrainState:
-    """``state`` whose masked optimizer gives the frozen weights exactly zero updates (mask False).
-
-    With ``train_unprunable=False`` the free params (biases, norm scale/shift) are frozen too, so
-    only the scores train (the authors' setting).
-    """
-
-    def off(x):
-        return jnp.zeros(jnp.shape(x), bool)
-
-    mask = {
-        "scores": jax.tree.map(lambda s: None, state.params["scores"]),
-        "free": jax.tree.map((lambda f: None) if train_unprunable else off, state.params["free"]),
-        "frozen": jax.tree.map(off, state.params["frozen"]),
-    }
-    return state._replace(opt_state=with_mask(state.opt_state, mask))
-
-
-def epoch_cosine_schedule(learning_rate: float, steps_per_epoch: int, total_steps: int) -> optax.Schedule:
-    """The authors' ``cosine_lr``: lr · ½(1 + cos(π e / E)) held for all of epoch e = ⌊step / spe⌋.
-
-    E = ⌈total_steps / steps_per_epoch⌉ (the budget in epochs, the last one possibly partial).
-    """
-    steps_per_epoch = max(1, int(steps_per_epoch))
-    epochs = max(1, -(-int(total_steps) // steps_per_epoch))
-
-    def schedule(count):
-        epoch = count // steps_per_epoch
-        return learning_rate * 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
-
-    return schedule
-
-
-def epoch_cosine_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """``config``'s optimizer (as the engine builds it) with ``epoch_cosine_schedule`` over its steps.
-
-    SGD: coupled L2 weight decay then momentum (PyTorch's ``SGD(weight_decay=...)``, dampening 0).
-    """
-    schedule = epoch_cosine_schedule(config.learning_rate, steps_per_epoch, config.steps)
-    if config.optimizer == "sgd":
-        return optax.chain(optax.add_decayed_weights(config.weight_decay), optax.sgd(schedule, config.momentum))
-    if config.optimizer == "adam":
-        return optax.adam(schedule)
-    return optax.adamw(schedule, weight_decay=config.weight_decay)
-
-
-class OwnOptimizerTrainer(Trainer):
-    """An engine ``Trainer`` whose step uses ``make_tx(config)`` instead of the engine's optimizer."""
-
-    def __init__(
-        self, task: Task, objective: Objective, make_tx: Callable[[TrainConfig], optax.GradientTransformation]
-    ):
-        super().__init__(task, objective)
-        self._make_tx = make_tx
-        self._own_steps: dict[tuple[TrainConfig, Objective], Callable] = {}
-
-    def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
-        objective = objective or self.objective
-        key = (config, objective)
-        if key not in self._own_steps:
-            tx = masked(self._make_tx(config), None)  # the mask is read from the state
-            self._own_steps[key] = make_train_step(self.task.model, tx, self.task.mesh, objective)
-        return self._own_steps[key]
-
-
-def select_fairness_weight(rows: Sequence[tuple[float, float, float]], tolerance: float = 0.01) -> int:
-    """Index of the chosen λ among ``rows`` of (λ, val accuracy, val unfairness).
-
-    The reference is the row with the smallest λ (λ = 0 in the authors' grid); admissible rows have
-    val accuracy ≥ reference accuracy − ``tolerance``; the choice is the admissible row with the
-    lowest unfairness (NaN counts as +inf), ties to the smaller λ, then the earlier row. The
-    reference itself is always admissible.
-    """
-    rows = [(float(w), float(a), float(u)) for w, a, u in rows]
-    if not rows:
-        raise ValueError("no λ to select from")
-    ref = min(range(len(rows)), key=lambda i: (rows[i][0], i))
-    floor = rows[ref][1] - tolerance - 1e-12
-    admissible = [i for i, (_, acc, _) in enumerate(rows) if acc >= floor]
-
-    def unfairness(i):
-        u = rows[i][2]
-        return math.inf if math.isnan(u) else u
-
-    return min(admissible, key=lambda i: (unfairness(i), rows[i][0], i))
-
-
-def _never(path, leaf) -> bool:
-    del path, leaf
-    return False
-
-
-# ------------------------------------------------------------------------------------------------
-
+from ballot_jax.methods.fairscratch_objective import (  # noqa: F401
+    BINARY_ONLY_METRICS, SELECTION_METRICS, objective_maker, select_fairness_weight, selection_metric_for,
+    surrogate_for,
+)
+from ballot_jax.methods.fairscratch_training import (  # noqa: F401
+    OwnOptimizerTrainer, epoch_cosine_optimizer, epoch_cosine_schedule, score_trainers, train_scores,
+)
+from ballot_jax.objectives import DP_RELAXATIONS, SURROGATES
 
 LAMBDA_GRID = (0.0, 0.06, 0.12, 0.18, 0.24)  # the authors' λ grid (generate_shell.py)
 
@@ -366,11 +103,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
 }
 SCORE_SCHEDULES = ("constant", "cosine", "warmup_cosine", "step", "epoch_cosine")
-SELECTION_METRICS = (
-    "auto", "mcd", "cwv", "demographic_parity_difference", "equal_opportunity_difference",
-    "equalized_odds_difference",
-)
-BINARY_ONLY_METRICS = SELECTION_METRICS[3:]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -456,23 +188,11 @@ class FairScratch:
 
     def surrogate_kind(self, num_classes: int) -> str:
         """The fairness term used on a dataset with ``num_classes`` classes ("auto" resolved)."""
-        kind = self.surrogate
-        if kind == "auto" and self.preset == "authors":
-            return "dp_logistic" if num_classes == 2 else "loss_var"
-        if kind in DP_RELAXATIONS:
-            if num_classes != 2:
-                raise ValueError(f"surrogate {kind!r} needs binary targets, the dataset has {num_classes} classes")
-            return kind
-        return resolve_surrogate(kind, num_classes)
+        return surrogate_for(self.surrogate, self.preset, num_classes)
 
     def selection_key(self, num_classes: int) -> str:
         """The validation metric ``select_lambda`` minimises ("auto" resolved)."""
-        metric = self.settings.selection_metric
-        if metric == "auto":
-            return "demographic_parity_difference" if num_classes == 2 else "mcd"
-        if metric in BINARY_ONLY_METRICS and num_classes != 2:
-            raise ValueError(f"selection_metric {metric!r} needs binary targets, the dataset has {num_classes} classes")
-        return metric
+        return selection_metric_for(self.settings.selection_metric, num_classes)
 
     def train_config(self, config: TrainConfig, budget: int) -> TrainConfig:
         """The run's ``config`` over ``budget`` steps with FairScratch's own optimizer settings.
@@ -501,37 +221,10 @@ class FairScratch:
         scored_task = Task(
             scored_model(task.model, counts, s.weight_init, scale_fan=s.scale_fan), task.data, task.mesh
         )
-        objective_info: dict[str, Any] = {}
-        if kind in DP_RELAXATIONS:
-            priors, direction = dp_relaxation_setup(task.data.train.y, task.data.train.group, info.num_groups)
-            objective_info = {
-                "dp_group_priors": np.asarray(priors).tolist(), "dp_direction": np.asarray(direction).tolist()
-            }
-
-            def objective_for(weight):
-                return relaxed_dp_objective(priors, direction, weight, kind)
-        else:
-
-            def objective_for(weight):
-                return fair_objective(info.num_groups, kind, weight)
-
-        state = init_state(scored_task, cfg, prunable=_never)
+        objective_for, objective_info = objective_maker(kind, task.data.train, info.num_groups)
         steps_per_epoch = max(1, len(task.data.train.y) // cfg.batch_size)  # the sampler's epoch
-        if s.score_schedule == "epoch_cosine":
-
-            def make_tx(c):
-                return epoch_cosine_optimizer(c, steps_per_epoch)
-
-            opt_state = MaskedState(make_tx(cfg).init(state.params), state.mask)
-            state = replicate(state._replace(opt_state=opt_state), task.mesh)
-
-            def make_trainer(weight):
-                return OwnOptimizerTrainer(scored_task, objective_for(weight), make_tx)
-        else:
-
-            def make_trainer(weight):
-                return Trainer(scored_task, objective=objective_for(weight))
-
+        epoch_cosine = s.score_schedule == "epoch_cosine"
+        state, make_trainer = score_trainers(scored_task, cfg, objective_for, steps_per_epoch if epoch_cosine else None)
         weights = s.lambda_grid if s.select_lambda else (s.fairness_weight,)
         if s.select_lambda:
             self.selection_key(info.num_classes)  # fail before training
@@ -549,49 +242,6 @@ class FairScratch:
             "state": freeze(state, s.train_unprunable),
         }
 
-    def _train_one(
-        self, task: Task, config: TrainConfig, s: dict[str, Any], trainer: Trainer, workdir: pathlib.Path,
-        sparsity: float, predict: Callable,
-    ) -> tuple[dict[str, Any], TrainState]:
-        """Train one score network under ``workdir``; its final sparse model's fields and state."""
-        cfg = s["train_config"]
-        final_path = workdir / "final"
-        t0 = time.perf_counter()
-        if checkpoints.item_exists(final_path):
-            state = checkpoints.load_item(final_path, s["state"])
-        else:
-            state = trainer.train(
-                s["state"], cfg, s["budget"], data_seed=config.seed, ckpt_dir=workdir / "ckpt", desc=self.name
-            )
-            checkpoints.save_item(final_path, state)
-        train_time = time.perf_counter() - t0
-
-        mask = top_k_mask(state.params["scores"], s["counts"])
-        params = materialise(state.params, mask)
-        checkpoints.save_item(workdir / "sparse", {"params": params, "mask": mask})
-        summary = sparsity_summary(mask, params)
-        target = num_keep_for_sparsity(summary["prunable"], sparsity)
-        if summary["kept"] != target:
-            raise AssertionError(f"FairScratch kept {summary['kept']} weights, target {target}")
-        info = task.data.info
-
-        def report(split):
-            return evaluate(
-                predict, params, state.model_state, split, info.num_classes, info.num_groups, task.mesh,
-                config.eval_batch_size,
-            )
-
-        final = {
-            "level": s["levels"],
-            "sparsity": summary["sparsity"],
-            "overall_sparsity": summary["overall_sparsity"],
-            "kept": summary["kept"],
-            "train_time_s": train_time,
-            "val": report(task.data.val),
-            "test": report(task.data.test),
-        }
-        return final, state
-
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
@@ -607,7 +257,7 @@ class FairScratch:
         predict = make_predict(task.model)  # one compiled forward pass for every λ's evaluation
         extra: dict[str, Any] = {}
         if not st.select_lambda:
-            final, _ = self._train_one(task, config, s, s["trainer"], workdir, sparsity, predict)
+            final, _ = train_scores(self.name, task, config, s, s["trainer"], workdir, sparsity, predict)
             weight = weights[0]
         else:
             metric = self.selection_key(task.data.info.num_classes)
@@ -619,7 +269,7 @@ class FairScratch:
                     result = checkpoints.read_json(done)
                 else:
                     trainer = s["trainer"] if i == 0 else s["make_trainer"](w)
-                    result, _ = self._train_one(task, config, s, trainer, subdir, sparsity, predict)
+                    result, _ = train_scores(self.name, task, config, s, trainer, subdir, sparsity, predict)
                     result = {"fairness_weight": w, **result}
                     checkpoints.write_json(done, result)
                 sweep.append(result)
@@ -629,8 +279,8 @@ class FairScratch:
             final = {k: v for k, v in sweep[chosen].items() if k != "fairness_weight"}
             final["train_time_s"] = sum(r["train_time_s"] for r in sweep)  # the whole sweep's cost
             like = checkpoints.load_item(workdir / f"lambda_{chosen:02d}" / "final", s["state"])
-            mask = top_k_mask(like.params["scores"], s["counts"])
-            checkpoints.save_item(workdir / "sparse", {"params": materialise(like.params, mask), "mask": mask})
+            params, mask = sparse_model(like.params, s["counts"])
+            checkpoints.save_item(workdir / "sparse", {"params": params, "mask": mask})
             extra = {
                 "selection_metric": metric,
                 "lambda_tolerance": st.lambda_tolerance,
@@ -655,9 +305,5 @@ class FairScratch:
             **s["objective_info"], **extra,
         )
         checkpoints.write_json(record_path, record)
-        log(
-            f"{self.name} ({self.preset}, λ = {weight:g}): sparsity {final['sparsity']:.3f}  "
-            f"val acc {final['val']['accuracy']:.4f}  test acc {final['test']['accuracy']:.4f}  "
-            f"CWV {final['test']['cwv']:.5f}  MCD {final['test']['mcd']:.4f}  ({final['train_time_s']:.1f}s)"
-        )
+        log(f"{self.name} ({self.preset}, λ = {weight:g}): {describe(final)}")
         return record

@@ -5,6 +5,8 @@ Every process of a multi-host run computes the same global indices and keeps its
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -14,8 +16,15 @@ def shuffled_batch(num_examples: int, batch_size: int, seed: int, step: int) -> 
         raise ValueError(f"batch size {batch_size} exceeds the {num_examples} training examples")
     per_epoch = num_examples // batch_size
     epoch, offset = divmod(step, per_epoch)
+    return epoch_permutation(num_examples, seed, epoch)[offset * batch_size : (offset + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=4)
+def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    """The permutation of epoch ``epoch`` (read-only; cached: computed once per epoch, not per step)."""
     perm = np.random.default_rng([seed, epoch]).permutation(num_examples)
-    return perm[offset * batch_size : (offset + 1) * batch_size]
+    perm.flags.writeable = False
+    return perm
 
 
 def group_index(groups: np.ndarray, num_groups: int) -> list[np.ndarray]:

@@ -1,0 +1,153 @@
+"""Every public array function of the core works under ``jax.jit`` (traced inputs, traced counts) and
+equals its eager (host-counted) result. Host-only helpers (counts from shapes, summaries, plans,
+statistics over seeds) are listed in ``HOST_ONLY`` with the reason."""
+
+import functools
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import ballot_jax as bj
+from ballot_jax import ballot, pruning, vote
+
+HOST_ONLY = {
+    "num_prunable": "a Python int from shapes (static under jit)",
+    "sparsity_summary": "a host-side dict of Python numbers",
+    "check_mask": "a static structure/shape check (runs under jit too: nothing traced)",
+    "pruning_plan": "host integers: the schedule of counts",
+    "rounds_to_reach": "host integer",
+    "num_keep_for_sparsity": "host integer",
+    "per_round_fraction": "host float",
+    "prunable_by_name": "builds a filter",
+    "default_prunable": "a filter on shapes",
+    "is_unprunable": "an is_leaf predicate",
+    "mask_leaves": "a list of leaves",
+    "fairness_improvement": "host arithmetic on two reports",
+}
+
+
+def _params():
+    k = jax.random.split(jax.random.key(0), 3)
+    return {
+        "conv": {"kernel": jax.random.normal(k[0], (3, 3, 2, 4)), "bias": jnp.ones(4)},
+        "dense": {"kernel": jax.random.normal(k[1], (36, 3)), "bias": jnp.zeros(3)},
+    }
+
+
+def _loss(params, batch):
+    h = jax.lax.conv_general_dilated(batch["x"], params["conv"]["kernel"], (1, 1), "VALID",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    logits = jnp.tanh(h + params["conv"]["bias"]).reshape(h.shape[0], -1) @ params["dense"]["kernel"]
+    loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+    return loss, jnp.mean(jnp.argmax(logits, -1) == batch["y"])
+
+
+def _group_batch():
+    rng = np.random.default_rng(0)
+    return {"x": rng.normal(size=(2, 4, 5, 5, 2)).astype(np.float32), "y": rng.integers(0, 3, (2, 4)).astype(np.int32)}
+
+
+def _same(fn, *args, **kwargs):
+    """jit(fn) equals fn: exactly for masks and counts, to float rounding (XLA fuses) for floats."""
+    eager = fn(*args, **kwargs)
+    jitted = jax.jit(functools.partial(fn, **kwargs))(*args)
+    chex.assert_trees_all_equal_structs(jitted, eager)
+    for x, y in zip(jax.tree.leaves(jitted), jax.tree.leaves(eager)):
+        if jnp.issubdtype(jnp.result_type(y), jnp.floating):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+        else:
+            np.testing.assert_array_equal(x, y)
+    return eager
+
+
+def test_pruning_entry_points_jit_with_traced_inputs():
+    params = _params()
+    mask = bj.make_mask(params)
+    scores = bj.magnitude_scores(params, mask)
+    half = _same(bj.prune, scores, mask, fraction=0.5)
+    _same(bj.prune, scores, half, fraction=0.3, scope="layer")
+    _same(bj.prune_to_sparsity, scores, half, sparsity=0.8)
+    _same(bj.prune_to_sparsity, scores, mask, sparsity=0.6, scope="layer")
+    _same(bj.prune_to_count, scores, mask, num_keep=17)
+    # fraction, sparsity and count traced too
+    chex.assert_trees_all_equal(jax.jit(bj.prune)(scores, mask, 0.5), half)
+    chex.assert_trees_all_equal(jax.jit(bj.prune_to_sparsity)(scores, mask, 0.8), bj.prune_to_sparsity(scores, mask, 0.8))
+    chex.assert_trees_all_equal(jax.jit(bj.prune_to_count)(scores, mask, 17), bj.prune_to_count(scores, mask, 17))
+    _same(bj.keep_top_k_global, scores, mask, jnp.int32(5))
+    _same(bj.keep_top_k_per_leaf, scores, mask, jnp.asarray([3, 4]))
+    _same(pruning.random_mask, jax.random.key(1), mask, [10, 20])
+    _same(pruning.uniform_scores, jax.random.key(1), mask)
+    _same(bj.magnitude_scores, params, mask)
+
+
+def test_mask_functions_jit():
+    params = _params()
+    mask = bj.prune(bj.magnitude_scores(params, bj.make_mask(params)), bj.make_mask(params), 0.5)
+    other = bj.prune(pruning.uniform_scores(jax.random.key(2), mask), bj.make_mask(params), 0.5)
+    for fn, args in [(bj.apply_mask, (params, mask)), (bj.num_kept, (mask,)), (bj.sparsity, (mask,)),
+                     (bj.intersect_masks, (mask, other)), (bj.mask_overlap, (mask, other)), (bj.make_mask, (params,))]:
+        _same(fn, *args)
+
+
+def test_ballot_and_vote_jit():
+    params, batch = _params(), _group_batch()
+    mask = bj.make_mask(params)
+    gg = bj.per_group_grads(_loss, params, batch)
+    chex.assert_trees_all_close(jax.jit(bj.per_group_grads, static_argnums=0)(_loss, params, batch), gg, atol=1e-6)
+    stats = _same(ballot.conflict_stats, params, mask, gg)
+    _same(ballot.scores, params, mask, stats)
+    _same(ballot.prune, params, mask, gg, fraction=0.4)
+    v = _same(vote.vote_scores, params, mask, jax.tree.map(lambda g: g[0], gg.grads),
+              jax.tree.map(lambda g: g[1], gg.grads))
+    ballot_ = _same(vote.cast_votes, v, mask, 20)
+    counts = _same(vote.add_votes, None, ballot_)
+    counts = _same(vote.add_votes, counts, ballot_)
+    _same(vote.keep_most_voted, counts, params, mask, jnp.int32(15))
+    _same(vote.group_weights, jnp.asarray([0.5, 0.9]))
+    _same(vote.normalize_columns, params["dense"]["kernel"])
+
+
+def test_metrics_jit():
+    rng = np.random.default_rng(0)
+    y, p, g = (jnp.asarray(rng.integers(0, k, 50)) for k in (2, 2, 3))
+    for fn in (bj.accuracy_by_group, bj.worst_group_accuracy, bj.group_wise_variance, bj.max_group_discrepancy):
+        _same(fn, y, p, g, num_groups=3)
+    for fn in (bj.demographic_parity_difference, bj.equal_opportunity_difference, bj.equalized_odds_difference):
+        _same(lambda y, p, g: fn(y, p, sensitive_features=g, num_groups=3), y, p, g)  # noqa: B023
+    _same(bj.group_confusion, y, p, g, num_groups=3, num_classes=2)
+    _same(bj.fairness_report, y, p, g, num_groups=3, num_classes=2)
+
+
+def test_optimizer_wrappers_jit():
+    params = _params()
+    grads = jax.tree.map(jnp.ones_like, params)
+    tx = bj.sparsity_updater(optax.sgd(0.1), bj.updater.one_shot(0.5, 0))
+    state = tx.init(params)
+    _same(tx.update, grads, state, params)
+    _same(bj.set_mask, state, bj.make_mask(params))
+    _same(bj.rewind, state, params, state)
+    fixed = bj.fixed_mask(optax.sgd(0.1), bj.make_mask(params))
+    _same(fixed.update, grads, fixed.init(params), params)
+    _same(bj.with_mask, fixed.init(params), bj.make_mask(params))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 300), st.floats(0.0, 0.99), st.integers(0, 2**31 - 1))
+def test_traced_fraction_counts_equal_the_host_rule_away_from_half_integers(a, b, fraction, seed):
+    """Traced counts are float32; the host rule float64. They agree unless fraction·n lies within
+    float32 rounding of a half-integer (the only case that may differ by one)."""
+    rng = np.random.default_rng(seed)
+    mask = {"a": jnp.asarray(rng.random(a) < 0.8), "b": jnp.asarray(rng.random((b, 2)) < 0.6)}
+    scores = {"a": jnp.asarray(rng.normal(size=a)), "b": jnp.asarray(rng.normal(size=(b, 2)))}
+    n = int(bj.num_kept(mask))
+    traced = int(bj.num_kept(jax.jit(bj.prune)(scores, mask, fraction)))
+    host = int(bj.num_kept(bj.prune(scores, mask, fraction)))
+    if abs(fraction * n - np.floor(fraction * n) - 0.5) > 1e-4:
+        assert traced == host
+    else:
+        assert abs(traced - host) <= 1
