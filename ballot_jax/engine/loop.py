@@ -40,6 +40,9 @@ OnStep = Callable[[int, "TrainState"], None]  # on_step(step, state) before each
 # Steps dispatched ahead of the device. A few keep the device busy while the host prepares the next
 # batch; an unbounded queue of sharded steps deadlocks XLA:CPU's in-process all-reduce on several
 # devices (hundreds of queued steps: "Expected 4 threads to join the rendezvous", then an abort).
+# Level r retrains on the data stream seeded seed + LEVEL_SEED_STRIDE * r: levels see different batch
+# orders, reproducibly, and never collide with the dense phase's stream (r = 0) for any seed < 1000.
+LEVEL_SEED_STRIDE = 1000
 MAX_STEPS_IN_FLIGHT = 2
 
 
@@ -303,7 +306,7 @@ def run_levels(
         else:
             start = reset_optimizer(state, retrain, mask)
         state, record = _run_phase(
-            trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + 1000 * level,
+            trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + LEVEL_SEED_STRIDE * level,
             desc=f"{name} level {level}", level=level, objective=plan.retrain_objective,
             on_step=observer(level + 1, d),
         )

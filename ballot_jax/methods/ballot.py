@@ -47,6 +47,7 @@ from ballot_jax.objectives import fair_objective, resolve_surrogate
 SELECTIONS = ("conflict", "vote")
 PRUNINGS = ("iterative", "one_shot")
 VOTE_SEED = 0xB011  # the vote's batch stream: (run seed, VOTE_SEED, level) seeds its batches
+SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
 def vote_points(start: int, end: int, num_points: int) -> list[int]:
@@ -140,7 +141,7 @@ class Ballot:
     def score_fn(self, task: Task, config: TrainConfig):
         """``score_fn(state, level) -> keep scores``: the conflict-detection plug-in of the loop."""
         scores = self.conflict_scores(task, config)
-        return lambda state, level: scores(state, config.seed + 7919 * level)
+        return lambda state, level: scores(state, config.seed + SCORE_SEED_STRIDE * level)
 
     # --- the vote ------------------------------------------------------------------------------
 

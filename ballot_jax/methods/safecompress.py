@@ -84,6 +84,7 @@ from ballot_jax.methods.safecompress_options import (  # noqa: F401
 from ballot_jax.pruning import magnitude_scores, random_mask, uniform_scores
 
 PyTree = Any
+RANDOM_MASK_STREAM = 0x5AFE  # the initial random (ERK) mask draws from fold_in(PRNGKey(seed), this)
 
 
 def choose_candidate(reports: Sequence[dict], metric: str = "mcd", acc_tolerance: float = 0.02) -> int:
@@ -166,7 +167,7 @@ class SafeCompress(SafeCompressOptions):
         cfg, budget, updates = plan["train_config"], plan["budget"], plan["updates"]
         pretrain = plan["pretrain_steps"]
         info = task.data.info
-        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5AFE)
+        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), RANDOM_MASK_STREAM)
         adversary_tx = optax.adam(self.adversary_learning_rate)
         common = dict(weight=self.adversarial_weight, kind=self.adversary_input, adversary_tx=adversary_tx)
         plain = AdversarialTrainer(task, minmax=False, **common)
@@ -262,7 +263,7 @@ class SafeCompress(SafeCompressOptions):
         trainer = Trainer(task)
         grad_fn = make_grad_fn(task.model, task.mesh)
         data_seed = config.seed
-        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 0x5AFE)
+        key = jax.random.fold_in(jax.random.PRNGKey(config.seed), RANDOM_MASK_STREAM)
         boundaries = [0, *updates, budget]
         total_time, extra_probe_steps, history = 0.0, 0, []
 
