@@ -7,6 +7,8 @@ batch (logits gathered from every device), so its value does not depend on the d
 
 from __future__ import annotations
 
+import functools
+
 from typing import Callable
 
 import jax
@@ -82,10 +84,13 @@ def resolve_surrogate(kind: str, num_classes: int) -> str:
     return kind
 
 
+@functools.lru_cache(maxsize=64)
 def fair_objective(
     num_groups: int, kind: str, weight: float, temperature: float = 0.5
 ) -> Callable[[jax.Array, dict], jax.Array]:
-    """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``."""
+    """The engine ``objective``: mean cross-entropy + ``weight`` · ``fairness_surrogate``.
+
+    Memoised: equal arguments give the same function, so the engine reuses its compiled step."""
     def penalty(logits, batch):
         return fairness_surrogate(logits, batch, num_groups, kind, temperature)
 

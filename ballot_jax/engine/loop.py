@@ -128,8 +128,31 @@ def set_mask(state: TrainState, mask: Mask) -> TrainState:
     return state._replace(params=apply_mask(state.params, mask), opt_state=with_mask(state.opt_state, mask))
 
 
+# Compiled train steps shared by every Trainer of the process (methods, levels and seeds of a run
+# reuse one compilation): keyed by everything a step depends on -- the model's functions, the mesh,
+# the optimizer builder, the config without the fields a step never reads, the objective.
+_STEP_CACHE: collections.OrderedDict[tuple, Callable] = collections.OrderedDict()
+_STEP_CACHE_SIZE = 32
+_NOT_IN_STEP = {"seed": 0, "checkpoint_every": 0, "eval_batch_size": 1}  # fields a compiled step never reads
+
+
+def shared_step(task: Task, make_tx: Callable, config: TrainConfig, objective: Objective) -> Callable:
+    """The jitted, sharded train step of (``task``'s model and mesh, ``make_tx(config)``,
+    ``objective``), compiled once per process and reused (an LRU of ``_STEP_CACHE_SIZE`` steps)."""
+    key = (task.model, task.mesh, make_tx, dataclasses.replace(config, **_NOT_IN_STEP), objective)
+    if key in _STEP_CACHE:
+        _STEP_CACHE.move_to_end(key)
+        return _STEP_CACHE[key]
+    tx = fixed_mask(make_tx(config), None)  # the mask is read from the state
+    step = _STEP_CACHE[key] = make_train_step(task.model, tx, task.mesh, objective)
+    while len(_STEP_CACHE) > _STEP_CACHE_SIZE:
+        _STEP_CACHE.popitem(last=False)
+    return step
+
+
 class Trainer:
-    """Runs training phases for one task; caches one compiled step per (config, objective).
+    """Runs training phases for one task; its steps come from :func:`shared_step` (one compilation
+    per (config, objective) in the whole process, shared with every other Trainer of the task).
 
     ``make_tx(config)`` builds the (unmasked) optimizer of the steps: the engine's by default.
     """
@@ -143,17 +166,11 @@ class Trainer:
         self.task = task
         self.objective = objective
         self.make_tx = make_tx
-        self._steps: dict[tuple[TrainConfig, Objective], Callable] = {}
         self._group_members: list[np.ndarray] | None = None
         self.predict = make_predict(task.model)
 
     def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
-        objective = objective or self.objective
-        key = (config, objective)
-        if key not in self._steps:
-            tx = fixed_mask(self.make_tx(config), None)  # the mask is read from the state
-            self._steps[key] = make_train_step(self.task.model, tx, self.task.mesh, objective)
-        return self._steps[key]
+        return shared_step(self.task, self.make_tx, config, objective or self.objective)
 
     def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
         """Global batch for ``step``: shuffled, or group-balanced when ``config.balanced_sampling``."""
