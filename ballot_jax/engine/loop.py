@@ -116,6 +116,13 @@ def init_state(task: Task, config: TrainConfig, prunable: Prunable = default_pru
     return replicate(state, task.mesh)
 
 
+def dense_mask(task: Task, prunable: Prunable = default_prunable) -> Mask:
+    """The all-ones mask of ``task``'s model, from its params' shapes alone (``jax.eval_shape``: no
+    initialisation, no optimizer, no device placement) -- what a method needs to count weights."""
+    shapes = jax.eval_shape(lambda x: task.model.init(jax.random.PRNGKey(0), x)[0], jnp.asarray(task.data.train.x[:1]))
+    return make_mask(shapes, prunable)
+
+
 def reset_optimizer(state: TrainState, config: TrainConfig, mask: Mask) -> TrainState:
     """``state`` with a fresh optimizer (schedule at 0), the new mask, and params masked."""
     params = apply_mask(state.params, mask)

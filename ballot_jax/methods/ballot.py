@@ -36,7 +36,7 @@ import optax
 
 from ballot_jax import ballot, vote
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, level_dir, run_levels
+from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, dense_mask, level_dir, run_levels
 from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
@@ -229,7 +229,7 @@ class Ballot:
         if self.pruning not in PRUNINGS:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         workdir = pathlib.Path(workdir)
-        iterative = level_plan(init_state(task, config).mask, sparsity, self.fraction)
+        iterative = level_plan(dense_mask(task), sparsity, self.fraction)
         keep_counts = iterative[-1:] if self.pruning == "one_shot" else iterative
         retrain = self.retrain_config(config, len(iterative))
         if self.selection == "vote":

@@ -60,7 +60,7 @@ import types
 from typing import Any
 
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state  # noqa: F401 (Trainer: re-exported)
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask  # noqa: F401 (Trainer: re-exported)
 from ballot_jax.engine.phases import describe
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import make_predict
@@ -211,7 +211,7 @@ class FairScratch:
     def setup(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
         """Budget, the score network's task, a trainer per λ, and the initial (frozen-masked) state."""
         s = self.settings
-        template = init_state(task, config).mask
+        template = dense_mask(task)
         levels = len(level_plan(template, sparsity, self.fraction))
         budget = budget_steps(config, levels)
         cfg = self.train_config(config, budget)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, dense_mask, run_levels
 from ballot_jax.masks import num_prunable
 from ballot_jax.methods.base import Record, finish_record, level_plan
 from ballot_jax.methods.lth import magnitude_score_fn
@@ -28,7 +28,7 @@ class MagnitudePruning:
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
-        mask = init_state(task, config).mask
+        mask = dense_mask(task)
         steps = self.finetune_steps or config.steps * max(1, len(level_plan(mask, sparsity, self.fraction)))
         finetune = dataclasses.replace(config, steps=steps, rewind_step=0)
         plan = LevelPlan([num_keep_for_sparsity(num_prunable(mask), sparsity)], rewind=False, retrain=finetune)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ballot_jax.engine.loop import Task, TrainConfig, init_state
+from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.methods.adversary import ADVERSARY_INPUTS
 from ballot_jax.methods.base import budget_steps, level_plan
 from ballot_jax.methods.dynamic_sparse import update_schedule
@@ -130,7 +130,7 @@ class SafeCompressOptions:
         problems = self.validate(task.data.info)
         if problems:
             raise ValueError("; ".join(problems))
-        mask = init_state(task, config).mask
+        mask = dense_mask(task)
         levels = len(level_plan(mask, sparsity, self.fraction))
         budget = budget_steps(config, levels)
         if self.update_every is not None:
