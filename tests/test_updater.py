@@ -96,7 +96,7 @@ def test_fraction_schedule_counts_follow_the_prune_rule(n, fraction, rounds, tar
 def test_lth_rounds_with_rewind_reach_the_target_and_rewind_the_schedule():
     lr = optax.linear_schedule(0.1, 0.0, 20)
     tx = updater.sparsity_updater(optax.sgd(lr, momentum=0.9), updater.lth_rounds(0.8, 0.4, step=5))
-    params, state = _params(2), None
+    params = _params(2)
     state = tx.init(params)
     step = jax.jit(lambda p, s, b: _update(tx, p, s, b))
     params, state = step(params, state, _batch(0))
