@@ -35,7 +35,7 @@ METHODS = {
     "safecompress": SafeCompress,  # preset "authors"
     "fairscratch": FairScratch,  # preset "authors"
     "fairscratch_ours": lambda: FairScratch(preset="ours"),  # (SafeCompress "ours": test_safecompress.py)
-    "ballot": Ballot,
+    "ballot": lambda: Ballot(pruning="one_shot"),  # the default before pruning="auto" (its golden run)
     "magnitude": MagnitudePruning,
 }
 METRICS = ("accuracy", "cwv", "mcd")

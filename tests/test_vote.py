@@ -262,11 +262,38 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     ) == record["disparity_weight"]
 
 
+def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(tmp_path):
+    """pruning="auto": both modes retrain at the first μ; the chosen one (the higher validation
+    accuracy) equals the fixed-mode run of that mode, number for number; the other mode's training
+    (its own watched dense phase included) is part of ``search_steps``."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    common = dict(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=3, disparity_weights=(0.0, 1.0))
+    record = Ballot(pruning="auto", **common).run(task, CFG, 0.75, tmp_path / "auto")
+    assert set(record["mode_search"]) == {"one_shot_finetune", "iterative_rewind"}
+    acc = {m: v["accuracy"] for m, v in record["mode_search"].items()}
+    expected_mode = "one_shot_finetune" if acc["one_shot_finetune"] >= acc["iterative_rewind"] else "iterative_rewind"
+    assert record["mode"] == expected_mode
+    pruning, rewind = ballot_method.AUTO_MODES[expected_mode]
+    fixed = Ballot(pruning=pruning, rewind=rewind, **common).run(task, CFG, 0.75, tmp_path / "fixed")
+    for key in ("kept", "disparity_weight", "search"):
+        assert record[key] == fixed[key], key
+    assert record["test"] == fixed["test"] and record["val"] == fixed["val"]
+    other, (p2, r2) = next((m, pr) for m, pr in ballot_method.AUTO_MODES.items() if m != expected_mode)
+    levels = 1 if p2 == "one_shot" else len(bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5))
+    per_level = Ballot(pruning=p2, rewind=r2, **common).retrain_config(CFG, 2).steps - (CFG.rewind_step if r2 else 0)
+    assert record["search_steps"] == fixed["search_steps"] + levels * per_level + CFG.steps
+    assert (tmp_path / "auto" / other / "mu_0" / "level_01" / "record.json").exists()
+    assert not (tmp_path / "auto" / other / "mu_1").exists()  # μ is searched in the chosen mode only
+    with pytest.raises(ValueError, match="fixed mode"):
+        Ballot(pruning="auto").retrain_config(CFG)
+
+
 def test_the_default_is_the_documented_one():
-    """One default for every dataset (docs/method.md §5.5-5.6): saliency vote, one shot, fine-tuning,
-    worst-cell reweighting with μ chosen on validation under ε = 1 point."""
+    """One default for every dataset (docs/method.md §5.5-5.7): saliency vote, the mode (one shot +
+    fine-tuning or iterative + rewinding) chosen on validation, worst-cell reweighting with μ chosen on
+    validation under ε = 1 point."""
     b = Ballot()
-    assert (b.selection, b.vote_kind, b.pruning, b.rewind) == ("vote", "saliency", "one_shot", False)
+    assert (b.selection, b.vote_kind, b.pruning) == ("vote", "saliency", "auto")
     assert (b.disparity, b.disparity_weights, b.epsilon) == ("worst_cell", (0.0, 0.3, 1.0), 0.01)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 

@@ -1,9 +1,10 @@
 """Ballot as a strategy on the engine's levels loop.
 
-The default (one configuration for every dataset; docs/method.md §5.5-5.6): the authors' vote
-over the dense training with our saliency score, one-shot pruning to the target, fine-tuning of
-the trained weights with the soft worst-cell reweighting, μ chosen per run on validation under the
-accuracy constraint ε. Each part is switchable.
+The default (one configuration for every dataset; docs/method.md §5.5-5.7): the authors' vote
+over the training with our saliency score; the mode, one-shot pruning + fine-tuning of the trained
+weights or iterative pruning + rewinding to θ_k (LTH's), chosen per run as the more accurate on
+validation; refined training with the soft worst-cell reweighting, μ chosen per run on validation
+under the accuracy constraint ε. Each part is switchable.
 
 Selection (``selection``):
 
@@ -17,7 +18,9 @@ Selection (``selection``):
   vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored by
   ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
 
-Pruning: ``"one_shot"`` (one level, LTH's total retraining budget) or ``"iterative"`` (f per level).
+Pruning: ``"one_shot"`` (one level, LTH's total retraining budget), ``"iterative"`` (f per level) or
+``"auto"`` (both modes of ``AUTO_MODES`` retrain at the first μ; the more accurate on validation
+runs the μ search; the other's training counts in ``search_steps``).
 Refined training: fine-tune the trained weights (``rewind=False``) or rewind them to θ_k
 (``rewind=True``) with LTH-style learning-rate rewinding (``lr="rewind"``) or a fresh warm-up +
 cosine schedule (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising
@@ -45,7 +48,10 @@ from ballot_jax.methods.base import Record, finish_record, level_plan
 from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 SELECTIONS = ("conflict", "vote")
-PRUNINGS = ("iterative", "one_shot")
+PRUNINGS = ("auto", "iterative", "one_shot")
+# pruning="auto": the candidate (pruning, rewind) modes, tried at the first μ; the more accurate on
+# validation is kept (docs/method.md §5.6).
+AUTO_MODES = {"one_shot_finetune": ("one_shot", False), "iterative_rewind": ("iterative", True)}
 VOTE_SEED = 0xB011  # the vote's batch stream: (run seed, VOTE_SEED, level) seeds its batches
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
@@ -76,8 +82,10 @@ def make_vote_grads(model):
 class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
     selection: str = "vote"  # "vote" (the authors' mechanism) | "conflict" (ours: one-point conflict score)
-    pruning: str = "one_shot"  # "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
-    rewind: bool = False  # False: fine-tune the trained weights (fresh optimizer) | True: from θ_k (LTH)
+    # "auto": one shot + fine-tuning or iterative + rewinding, the more accurate on validation (per run)
+    # | "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
+    pruning: str = "auto"
+    rewind: bool = False  # False: fine-tune the trained weights (fresh optimizer) | True: from θ_k (LTH); "auto" sets it
     score: ballot.BallotConfig = ballot.BallotConfig()
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
@@ -104,6 +112,8 @@ class Ballot:
         Every level gets LTH's T − k steps; one-shot pruning (``num_levels`` = the levels iterative
         pruning would take) gets them all in its single level, so the budget is LTH's.
         """
+        if self.pruning == "auto":
+            raise ValueError("Ballot.retrain_config needs a fixed mode: pruning='one_shot' or 'iterative'")
         steps = (config.steps - config.rewind_step) * (num_levels if self.pruning == "one_shot" else 1)
         if self.lr not in ("rewind", "warmup_cosine"):
             raise ValueError(f"Ballot.lr must be 'warmup_cosine' or 'rewind', got {self.lr!r}")
@@ -229,15 +239,52 @@ class Ballot:
         if self.pruning not in PRUNINGS:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         workdir = pathlib.Path(workdir)
+        if self.selection == "vote":
+            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
+        if self.pruning == "auto":
+            return self._choose_mode(task, config, sparsity, workdir, dense_dir)
         iterative = level_plan(dense_mask(task), sparsity, self.fraction)
         keep_counts = iterative[-1:] if self.pruning == "one_shot" else iterative
         retrain = self.retrain_config(config, len(iterative))
-        if self.selection == "vote":
-            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
         if not self.disparity_weights:
             levels = self._run_levels(task, config, retrain, keep_counts, self.disparity_weight, workdir, dense_dir)
             return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection)
         return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
+
+    def _choose_mode(self, task, config, sparsity, workdir, dense_dir) -> Record:
+        """``pruning="auto"``: each mode of ``AUTO_MODES`` retrains at the first μ (in
+        ``workdir/<mode>``); the more accurate on validation (ties: the first) then runs the rest of
+        the μ search there, resuming its first candidate. The other mode's training (its dense phase
+        too when it could not share one) is added to ``search_steps``."""
+        first_mu = self.disparity_weights[:1]
+        tried = {}
+        for mode, (pruning, rewind) in AUTO_MODES.items():
+            variant = dataclasses.replace(self, pruning=pruning, rewind=rewind, disparity_weights=first_mu)
+            tried[mode] = variant.run(task, config, sparsity, workdir / mode, dense_dir)
+        names = list(tried)
+        chosen = max(names, key=lambda m: (tried[m]["levels"][-1]["val"]["accuracy"], -names.index(m)))
+        pruning, rewind = AUTO_MODES[chosen]
+        record = dataclasses.replace(self, pruning=pruning, rewind=rewind).run(
+            task, config, sparsity, workdir / chosen, dense_dir
+        )
+        extra = sum(
+            self._training_steps(dataclasses.replace(self, pruning=p, rewind=r), task, config, sparsity, dense_dir)
+            for m, (p, r) in AUTO_MODES.items() if m != chosen
+        )
+        mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
+                       for m, r in tried.items()}
+        return {**record, "mode": chosen, "mode_search": mode_search,
+                "search_steps": record.get("search_steps", 0) + extra}
+
+    @staticmethod
+    def _training_steps(method, task, config, sparsity, dense_dir) -> int:
+        """Training steps of one candidate of a fixed mode at one μ: its levels, plus its dense phase
+        unless it shares ``dense_dir``."""
+        iterative = level_plan(dense_mask(task), sparsity, method.fraction)
+        levels = 1 if method.pruning == "one_shot" else len(iterative)
+        retrain = method.retrain_config(config, len(iterative))
+        per_level = retrain.steps - (retrain.rewind_step if method.rewind and retrain.rewind_lr else 0)
+        return levels * per_level + (0 if dense_dir is not None else config.steps)
 
     def _run_levels(self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None):
         info = task.data.info
