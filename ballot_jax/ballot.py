@@ -36,7 +36,8 @@ import numpy as np
 
 from ballot_jax.grads import GroupGrads
 from ballot_jax.masks import Mask, check_mask, is_unprunable, mask_leaves
-from ballot_jax.pruning import Scope, check_no_nan, is_traced
+from ballot_jax.pruning import Scope, check_no_nan
+from ballot_jax.tracing import is_traced
 from ballot_jax.pruning import prune as prune_by_score
 
 PyTree = Any

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import jax
 import numpy as np
+
+from ballot_jax.tracing import is_traced
 
 ArrayLike = Any
 
 
-def _is_tracer(x: Any) -> bool:
-    return isinstance(x, jax.core.Tracer)
-
-
 def _check_static_int(fn: str, name: str, value: Any, minimum: int) -> int:
-    if _is_tracer(value):
+    if is_traced(value):
         raise ValueError(
             f"{fn}: {name} must be a static Python int, got a traced value; mark it static "
             f"(e.g. jax.jit(..., static_argnames='{name}'))"
@@ -32,7 +29,7 @@ def _check_static_int(fn: str, name: str, value: Any, minimum: int) -> int:
 
 def _as_ids(fn: str, name: str, x: ArrayLike):
     """Integer view of labels / group ids: a tracer stays a tracer, anything else becomes NumPy."""
-    if _is_tracer(x):
+    if is_traced(x):
         dtype = np.dtype(x.dtype)
         if dtype == np.bool_ or np.issubdtype(dtype, np.integer):
             return x
@@ -62,7 +59,7 @@ def _as_ids(fn: str, name: str, x: ArrayLike):
 
 def _check_range(fn: str, name: str, x, upper: int, upper_name: str) -> None:
     """Concrete-only check that all values lie in [0, upper)."""
-    if _is_tracer(x) or x.size == 0:
+    if is_traced(x) or x.size == 0:
         return
     bad = x[(x < 0) | (x >= upper)]
     if bad.size:
@@ -100,7 +97,7 @@ def _prepare(
     _check_range(fn, groups_name, arrays[2], num_groups, "num_groups")
     if num_classes is not None:
         for n, a in zip(names[:2], arrays[:2]):
-            if binary and not _is_tracer(a) and a.size:
+            if binary and not is_traced(a) and a.size:
                 bad = a[(a != 0) & (a != 1)]
                 if bad.size:
                     vals = [int(v) for v in np.unique(bad)[:5].tolist()]
@@ -111,7 +108,7 @@ def _prepare(
             _check_range(fn, n, a, num_classes, "num_classes")
     out = []
     for a in arrays:
-        if not _is_tracer(a):
+        if not is_traced(a):
             a = a.astype(np.int32)  # values were range-checked, no wrap-around
         out.append(a)
     return out[0], out[1], out[2], num_groups
@@ -120,7 +117,7 @@ def _prepare(
 def _infer_num_groups(fn: str, sensitive_features, num_groups: Optional[int]) -> int:
     if num_groups is not None:
         return num_groups
-    if _is_tracer(sensitive_features):
+    if is_traced(sensitive_features):
         raise ValueError(
             f"{fn}: num_groups must be given (as a static int) when sensitive_features is traced"
         )

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ballot_jax.masks import Mask, is_unprunable, map_prunable_with_keys, mask_leaves
+from ballot_jax.tracing import is_traced
 
 PyTree = Any
 Scope = Literal["global", "layer"]
@@ -159,11 +160,6 @@ def _check_scores_usable(scores: PyTree, mask: Mask, allow_nan: bool) -> None:
 
 def _alive_counts(mask: Mask) -> list[int]:
     return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
-
-
-def is_traced(*trees: Any) -> bool:
-    """Whether any leaf of ``trees`` is a tracer (the caller is being traced by jit, vmap, ...)."""
-    return any(isinstance(x, jax.core.Tracer) for x in jax.tree.leaves(trees))
 
 
 def _removed(fraction: Any, alive: jax.Array) -> jax.Array:

@@ -14,7 +14,7 @@ from ballot_jax.data.base import Split
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, set_mask
 from ballot_jax.engine.mesh import data_mesh
-from ballot_jax.methods import fairscratch as fs
+from ballot_jax.methods import dynamic_sparse, edge_popup
 from ballot_jax.methods import safecompress as sc
 from ballot_jax import objectives
 from ballot_jax.methods.fairscratch import FairScratch
@@ -113,12 +113,12 @@ def test_drop_and_grow_keeps_counts_and_grown_weights_start_at_zero():
     method = SafeCompress(preset="ours")
     masks = method.candidate_masks(state, grads, 0.3, jax.random.PRNGKey(2))
     assert len(masks) == len(method.candidates)
-    counts = sc.drop_counts(state.mask, 0.3)
+    counts = dynamic_sparse.drop_counts(state.mask, 0.3)
     assert counts[0] == round(0.3 * before[0]) > 0
     stale = 0
     for kind, mask in zip(method.candidates, masks):
         assert leaf_counts(mask) == before, f"{kind}: active count changed"
-        start = sc.start_with_mask(state, mask, cfg)
+        start = dynamic_sparse.start_with_mask(state, mask, cfg)
         assert int(bj.num_kept(start.mask)) == sum(before)
         trace = start.opt_state.inner_state[1][0].trace  # chain(add_decayed_weights, sgd): sgd's momentum
         old_trace = state.opt_state.inner_state[1][0].trace
@@ -158,9 +158,9 @@ def test_safety_test_picks_fairest_within_tolerance():
 
 
 def test_drop_fraction_schedule():
-    assert sc.update_schedule(100, 10, 0.75) == [10, 20, 30, 40, 50, 60, 70]
-    assert sc.cosine_drop_fraction(0, 75, 0.3) == pytest.approx(0.3)
-    assert sc.cosine_drop_fraction(75, 75, 0.3) == pytest.approx(0.0)
+    assert dynamic_sparse.update_schedule(100, 10, 0.75) == [10, 20, 30, 40, 50, 60, 70]
+    assert dynamic_sparse.cosine_drop_fraction(0, 75, 0.3) == pytest.approx(0.3)
+    assert dynamic_sparse.cosine_drop_fraction(75, 75, 0.3) == pytest.approx(0.0)
     with pytest.raises(ValueError):
         SafeCompress(preset="ours", candidates=("magnitude",))
     with pytest.raises(ValueError):
@@ -277,15 +277,15 @@ def test_scored_model_forward_and_straight_through(scope):
     model = mlp_model()
     x = jnp.asarray(toy_dataset().train.x[:16])
     template = bj.make_mask(model.init(jax.random.PRNGKey(0), x)[0])
-    counts = fs.keep_counts(template, 0.7, scope)
+    counts = edge_popup.keep_counts(template, 0.7, scope)
     target = bj.num_keep_for_sparsity(N_PRUNABLE, 0.7)
-    scored = fs.scored_model(model, counts)
+    scored = edge_popup.scored_model(model, counts)
     trainable, ms = scored.init(jax.random.PRNGKey(0), x)
-    mask = fs.top_k_mask(trainable["scores"], counts)
+    mask = edge_popup.top_k_mask(trainable["scores"], counts)
     assert int(bj.num_kept(mask)) == target
     if scope == "layer":
         assert leaf_counts(mask) == counts
-    params = fs.materialise(trainable, mask)
+    params = edge_popup.materialise(trainable, mask)
     w0 = model.init(jax.random.PRNGKey(0), x)[0]
     for name, fan_in in (("hidden", 8), ("out", 16)):  # signed Kaiming constant sign(w_0)·√(2/fan_in)
         k = np.asarray(trainable["frozen"][name]["kernel"])
@@ -296,7 +296,7 @@ def test_scored_model_forward_and_straight_through(scope):
     np.testing.assert_array_equal(logits_scored, logits_plain)  # the STE forward value is exact
 
     def loss_scored(tr):
-        return model.apply(fs.materialise(tr, mask, straight_through=True), ms, x, True, None)[0].sum()
+        return model.apply(edge_popup.materialise(tr, mask, straight_through=True), ms, x, True, None)[0].sum()
 
     def loss_plain(p):
         return model.apply(p, ms, x, True, None)[0].sum()
@@ -320,11 +320,11 @@ def test_frozen_weight_inits_and_scale_fan():
     x = jnp.asarray(toy_dataset().train.x[:16])
     w0 = model.init(jax.random.PRNGKey(0), x)[0]
     template = bj.make_mask(w0)
-    counts = fs.keep_counts(template, 0.75, "layer")
+    counts = edge_popup.keep_counts(template, 0.75, "layer")
     density = sum(counts) / N_PRUNABLE
 
     def frozen(**kwargs):
-        return fs.scored_model(model, counts, **kwargs).init(jax.random.PRNGKey(0), x)[0]["frozen"]
+        return edge_popup.scored_model(model, counts, **kwargs).init(jax.random.PRNGKey(0), x)[0]["frozen"]
 
     k = np.asarray(frozen(weight_init="signed_std")["hidden"]["kernel"])
     np.testing.assert_allclose(np.abs(k), float(jnp.std(w0["hidden"]["kernel"])), rtol=1e-6)
@@ -337,7 +337,7 @@ def test_frozen_weight_inits_and_scale_fan():
     with pytest.raises(ValueError, match="renamed 'signed_std'"):  # the old, clashing name
         FairScratch(weight_init="signed_constant")
     with pytest.raises(ValueError, match="renamed 'signed_std'"):
-        fs.scored_model(model, counts, weight_init="signed_constant")
+        edge_popup.scored_model(model, counts, weight_init="signed_constant")
     with pytest.raises(ValueError):
         FairScratch(score_optimizer="rmsprop")
 
@@ -395,8 +395,8 @@ def test_fairscratch_exact_sparsity_and_frozen_weights(fairscratch_run):
     chex.assert_trees_all_equal(jax.device_get(final.params["frozen"]), initial.params["frozen"])  # bitwise
     assert not np.array_equal(final.params["scores"]["hidden"]["kernel"], initial.params["scores"]["hidden"]["kernel"])
     assert not np.array_equal(final.params["free"]["hidden"]["bias"], initial.params["free"]["hidden"]["bias"])
-    like_mask = fs.top_k_mask(initial.params["scores"], setup["counts"])
-    like = {"params": fs.materialise(initial.params, like_mask), "mask": like_mask}
+    like_mask = edge_popup.top_k_mask(initial.params["scores"], setup["counts"])
+    like = {"params": edge_popup.materialise(initial.params, like_mask), "mask": like_mask}
     sparse = checkpoints.load_item(workdir / "sparse", like)
     assert int(bj.num_kept(sparse["mask"])) == TARGET
     for name in ("hidden", "out"):

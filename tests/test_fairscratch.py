@@ -18,10 +18,10 @@ import ballot_jax as bj
 from ballot_jax import objectives
 from ballot_jax.data.base import Split
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, TrainConfig
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.engine.model import Model
-from ballot_jax.methods import fairscratch as fs
+from ballot_jax.methods import edge_popup, fairscratch_objective, fairscratch_training
 from ballot_jax.methods.fairscratch import FairScratch
 from engine_fixtures import mlp_model, toy_dataset
 
@@ -78,7 +78,7 @@ def test_layer_scope_keeps_every_layer_at_the_same_density_at_every_step():
     for c, n in zip(counts, sizes):
         assert math.floor(density * n) <= c <= math.ceil(density * n), (counts, density)
     seen = []
-    top_k = jax.jit(lambda scores: fs.top_k_mask(scores, counts))
+    top_k = jax.jit(lambda scores: edge_popup.top_k_mask(scores, counts))
 
     def check(step, state):
         mask = top_k(state.params["scores"])
@@ -259,7 +259,7 @@ def test_ours_preset_is_the_earlier_default_and_authors_is_the_default():
         "sgd", 0.1, 0.9, 0.0, "cosine")
     assert isinstance(s["counts"], int) and s["surrogate"] == "dp"  # global top-k
     assert all(m is None for m in jax.tree.leaves(s["state"].mask["free"], is_leaf=lambda x: x is None))
-    assert type(s["trainer"]) is fs.Trainer  # the engine's optimizer, per-step cosine
+    assert type(s["trainer"]) is Trainer  # the engine's optimizer, per-step cosine
     logits = jnp.array([[0.0, 2.0], [0.5, 1.0], [2.0, 0.0], [1.0, -1.0]])
     batch = {"y": jnp.array([1, 0, 1, 0]), "group": jnp.array([0, 0, 1, 1])}
     np.testing.assert_allclose(
@@ -272,10 +272,10 @@ def test_ours_preset_is_the_earlier_default_and_authors_is_the_default():
 
 
 def test_epoch_cosine_is_held_within_each_epoch():
-    schedule = fs.epoch_cosine_schedule(0.01, steps_per_epoch=4, total_steps=12)  # E = 3 epochs
+    schedule = fairscratch_training.epoch_cosine_schedule(0.01, steps_per_epoch=4, total_steps=12)  # E = 3 epochs
     lrs = np.array([float(schedule(jnp.int32(i))) for i in range(12)])
     np.testing.assert_allclose(lrs, np.repeat([0.01, 0.0075, 0.0025], 4), rtol=1e-6)
-    partial = fs.epoch_cosine_schedule(1.0, steps_per_epoch=4, total_steps=10)  # E = ⌈10 / 4⌉ = 3
+    partial = fairscratch_training.epoch_cosine_schedule(1.0, steps_per_epoch=4, total_steps=10)  # E = ⌈10 / 4⌉ = 3
     assert float(partial(jnp.int32(9))) == pytest.approx(0.25)
 
 
@@ -284,7 +284,7 @@ def test_epoch_cosine_is_held_within_each_epoch():
 
 
 def test_select_fairness_weight_on_hand_made_tables():
-    pick = fs.select_fairness_weight
+    pick = fairscratch_objective.select_fairness_weight
     # (λ, val accuracy, val unfairness); reference λ = 0 at 0.90, so 0.89 is still admissible
     table = [(0.0, 0.90, 0.20), (0.06, 0.895, 0.15), (0.12, 0.89, 0.10), (0.18, 0.88, 0.02), (0.24, 0.85, 0.0)]
     assert pick(table) == 2
@@ -318,7 +318,7 @@ def test_authors_preset_learns_and_the_sweep_reports_its_choice_and_cost(tmp_pat
     assert [r["fairness_weight"] for r in sweep] == [0.0, 0.12, 0.24]
     assert record["selection_metric"] == "demographic_parity_difference"
     rows = [(r["fairness_weight"], r["val"]["accuracy"], r["val"]["demographic_parity_difference"]) for r in sweep]
-    chosen = fs.select_fairness_weight(rows, 0.01)
+    chosen = fairscratch_objective.select_fairness_weight(rows, 0.01)
     assert record["fairness_weight"] == sweep[chosen]["fairness_weight"]
     assert record["val"]["accuracy"] == sweep[chosen]["val"]["accuracy"]
     assert record["search_steps"] == 3 * record["budget_steps"]
@@ -334,5 +334,5 @@ def test_authors_preset_learns_and_the_sweep_reports_its_choice_and_cost(tmp_pat
 
 def _sparse_like(method, t, cfg):
     s = method.setup(t, cfg, 0.5)
-    mask = fs.top_k_mask(s["state"].params["scores"], s["counts"])
-    return {"params": fs.materialise(s["state"].params, mask), "mask": mask}
+    mask = edge_popup.top_k_mask(s["state"].params["scores"], s["counts"])
+    return {"params": edge_popup.materialise(s["state"].params, mask), "mask": mask}

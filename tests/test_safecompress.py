@@ -16,7 +16,8 @@ from ballot_jax.data.base import Dataset, DatasetInfo, Split
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, set_mask
 from ballot_jax.engine.mesh import data_mesh, put_batch, replicate
-from ballot_jax.methods import safecompress as sc
+from ballot_jax.methods import dynamic_sparse, minmax, safecompress_options
+from ballot_jax.methods.adversary import adversary_features, adversary_loss, group_prior_accuracy, init_adversary
 from ballot_jax.methods.safecompress import SafeCompress
 from ballot_jax.pruning import uniform_scores
 from engine_fixtures import mlp_model, toy_dataset
@@ -47,13 +48,13 @@ def template(t, method=AUTHORS):
     fresh = init_state(t, plan["train_config"])
     info = t.data.info
     key = jax.random.fold_in(jax.random.PRNGKey(CFG.seed), 0x5AFE)
-    adversary = sc.init_adversary(
+    adversary = init_adversary(
         jax.random.fold_in(key, 0xAD), info.num_classes, info.num_groups, method.adversary_input,
         method.adversary_pred_widths, method.adversary_label_widths, method.adversary_fuse_widths,
         method.adversary_init_std,
     )
     tx = optax.adam(method.adversary_learning_rate)
-    return sc.SafeState(fresh, adversary, tx.init(adversary)), plan, key
+    return minmax.SafeState(fresh, adversary, tx.init(adversary)), plan, key
 
 
 def trees_equal(a, b):
@@ -74,7 +75,7 @@ def test_authors_drop_rate_is_their_cosine_from_half_to_the_floor():
     assert (method.setting("drop_fraction"), method.setting("drop_floor"), method.setting("stop_fraction")) == (
         0.5, 0.005, 1.0,
     )
-    d = lambda t: sc.cosine_drop_fraction(t, 1000, 0.5, 0.005)  # noqa: E731
+    d = lambda t: dynamic_sparse.cosine_drop_fraction(t, 1000, 0.5, 0.005)  # noqa: E731
     assert d(0) == 0.5
     assert d(1000) == pytest.approx(0.005, abs=1e-12) and d(5000) == pytest.approx(0.005, abs=1e-12)
     assert d(500) == pytest.approx((0.5 + 0.005) / 2)
@@ -84,13 +85,13 @@ def test_authors_drop_rate_is_their_cosine_from_half_to_the_floor():
     values = [d(t) for t in range(0, 1001, 50)]
     assert all(a > b for a, b in zip(values, values[1:]))
     # our preset's schedule is unchanged: 0.3 to exactly 0 at T_end
-    assert sc.cosine_drop_fraction(75, 75, 0.3) == 0.0 and sc.cosine_drop_fraction(0, 75, 0.3) == 0.3
+    assert dynamic_sparse.cosine_drop_fraction(75, 75, 0.3) == 0.0 and dynamic_sparse.cosine_drop_fraction(0, 75, 0.3) == 0.3
 
 
 def test_authors_update_count_matches_their_readme():
     # Their README: 300 epochs of 391 CIFAR-100 batches = 117,300 steps, an update every 4,000: 29.
-    assert round(sc.AUTHORS_UPDATE_FRACTION * 117_300) == 4000
-    assert len(sc.update_schedule(117_300, 4000, 1.0)) == 29
+    assert round(safecompress_options.AUTHORS_UPDATE_FRACTION * 117_300) == 4000
+    assert len(dynamic_sparse.update_schedule(117_300, 4000, 1.0)) == 29
     t = task()
     cfg = TrainConfig(steps=200, batch_size=16)
     plan = SafeCompress().plan(t, cfg, 0.8)
@@ -108,17 +109,17 @@ def test_authors_update_count_matches_their_readme():
 
 def test_ceil_drop_counts_and_regrowth_of_dropped_weights():
     mask = {"a": jnp.asarray(np.arange(40).reshape(5, 8) % 2 == 0), "b": jnp.ones((4, 3), bool)}
-    assert sc.ceil_drop_counts(mask, 0.005) == [1, 1]  # ceil: at least one per leaf
-    assert sc.ceil_drop_counts(mask, 0.5) == [10, 6]
-    assert sc.drop_counts(mask, 0.5) == [10, 0]  # ours: capped by the inactive count
+    assert dynamic_sparse.ceil_drop_counts(mask, 0.005) == [1, 1]  # ceil: at least one per leaf
+    assert dynamic_sparse.ceil_drop_counts(mask, 0.5) == [10, 6]
+    assert dynamic_sparse.drop_counts(mask, 0.5) == [10, 0]  # ours: capped by the inactive count
     params = {"a": jnp.asarray(np.arange(1, 41, dtype=np.float32).reshape(5, 8)), "b": jnp.ones((4, 3))}
     params = bj.apply_mask(params, mask)
     # grow scores that favour exactly the weights just dropped: they come back (the authors' code)
     scores = {"a": jnp.where(mask["a"], 100.0 - params["a"], 0.0), "b": jnp.zeros((4, 3))}
-    kept = sc.drop_and_grow(params, mask, scores, [10, 6], regrow_dropped=True)
+    kept = dynamic_sparse.drop_and_grow(params, mask, scores, [10, 6], regrow_dropped=True)
     np.testing.assert_array_equal(np.asarray(kept["a"]), np.asarray(mask["a"]))
     np.testing.assert_array_equal(np.asarray(kept["b"]), np.ones((4, 3), bool))  # a dense leaf stays dense
-    moved = sc.drop_and_grow(params, mask, scores, [10, 0])  # ours: only previously inactive weights
+    moved = dynamic_sparse.drop_and_grow(params, mask, scores, [10, 0])  # ours: only previously inactive weights
     assert int(np.sum(np.asarray(moved["a"]) & ~np.asarray(mask["a"]))) == 10
 
 
@@ -142,7 +143,7 @@ def test_authors_run_record_and_logged_safety_test(authors_run):
     assert record["pretrain_steps"] == 66
     assert [u["step"] for u in record["mask_updates"]] == plan["updates"]
     for u in record["mask_updates"]:
-        assert u["drop_fraction"] == pytest.approx(sc.cosine_drop_fraction(u["step"], 100, 0.5, 0.005))
+        assert u["drop_fraction"] == pytest.approx(dynamic_sparse.cosine_drop_fraction(u["step"], 100, 0.5, 0.005))
         # the safety test is logged and decides nothing: no candidates, no choice
         assert {"val_accuracy", "mcd", "adversary_val_accuracy"} <= set(u["safety_test"])
         assert "chosen" not in u and "candidates" not in u
@@ -157,9 +158,9 @@ def test_authors_growth_is_random_by_default(authors_run):
     for u, step in enumerate(plan["updates"], start=1):
         before = checkpoints.load_item(workdir / f"phase_{b.index(step) - 1:02d}" / "final", like)
         saved = checkpoints.load_item(workdir / f"update_{u:02d}" / "mask", like.mask)
-        counts = sc.ceil_drop_counts(before.mask, sc.cosine_drop_fraction(step, 100, 0.5, 0.005))
+        counts = dynamic_sparse.ceil_drop_counts(before.mask, dynamic_sparse.cosine_drop_fraction(step, 100, 0.5, 0.005))
         assert counts == record["mask_updates"][u - 1]["drop_counts"]
-        random = sc.drop_and_grow(
+        random = dynamic_sparse.drop_and_grow(
             before.params, before.mask, uniform_scores(jax.random.fold_in(key, u), before.mask), counts,
             regrow_dropped=True,
         )
@@ -167,13 +168,13 @@ def test_authors_growth_is_random_by_default(authors_run):
         assert [int(np.sum(np.asarray(m))) for m in bj.mask_leaves(saved)] == plan["keep_counts"]
     # ... and the test can tell: gradient growth picks other weights at the first update
     before = checkpoints.load_item(workdir / f"phase_{b.index(25) - 1:02d}" / "final", like)
-    grads = sc.make_grad_fn(t.model, t.mesh)(
+    grads = dynamic_sparse.make_grad_fn(t.model, t.mesh)(
         before.params, before.model_state, put_batch(Trainer(t).batch(plan["train_config"], 25, CFG.seed), t.mesh),
         jax.random.PRNGKey(0),
     )
     scores = jax.tree.map(lambda m, g: None if m is None else jnp.abs(g), before.mask, grads, is_leaf=bj.is_unprunable)
     counts = record["mask_updates"][0]["drop_counts"]
-    by_gradient = sc.drop_and_grow(before.params, before.mask, scores, counts, regrow_dropped=True)
+    by_gradient = dynamic_sparse.drop_and_grow(before.params, before.mask, scores, counts, regrow_dropped=True)
     saved = checkpoints.load_item(workdir / "update_01" / "mask", like.mask)
     assert any(not np.array_equal(a, b) for a, b in zip(bj.mask_leaves(saved), bj.mask_leaves(by_gradient)))
 
@@ -199,8 +200,8 @@ def test_adversarial_term_absent_before_pretraining_ends_and_present_after(autho
     assert int(at_p.step) == plan["pretrain_steps"]
     batch = put_batch(Trainer(t).batch(cfg, int(at_p.step), CFG.seed), t.mesh)
     common = dict(kind=AUTHORS.adversary_input, adversary_tx=optax.adam(AUTHORS.adversary_learning_rate))
-    pre_state, pre_stats = sc.AdversarialTrainer(t, minmax=False, weight=0.5, **common).step_fn(cfg)(at_p, batch)
-    mm_state, mm_stats = sc.AdversarialTrainer(t, minmax=True, weight=0.5, **common).step_fn(cfg)(at_p, batch)
+    pre_state, pre_stats = minmax.AdversarialTrainer(t, minmax=False, weight=0.5, **common).step_fn(cfg)(at_p, batch)
+    mm_state, mm_stats = minmax.AdversarialTrainer(t, minmax=True, weight=0.5, **common).step_fn(cfg)(at_p, batch)
     assert "adversarial_term" not in pre_stats
     chex.assert_trees_all_equal(pre_state.adversary, at_p.adversary)
     term = float(mm_stats["adversarial_term"])
@@ -210,7 +211,7 @@ def test_adversarial_term_absent_before_pretraining_ends_and_present_after(autho
     assert not trees_equal(mm_state.adversary, at_p.adversary)
     # Sharded like the engine: with the batch gathered, 4 devices give the 1-device step.
     t4 = task(4)
-    four_state, four_stats = sc.AdversarialTrainer(t4, minmax=True, weight=0.5, **common).step_fn(cfg)(
+    four_state, four_stats = minmax.AdversarialTrainer(t4, minmax=True, weight=0.5, **common).step_fn(cfg)(
         replicate(at_p, t4.mesh), put_batch(Trainer(t).batch(cfg, int(at_p.step), CFG.seed), t4.mesh)
     )
     chex.assert_trees_all_close(four_state, mm_state, atol=1e-6, rtol=1e-5)
@@ -269,15 +270,15 @@ def biased_dataset(n=512, dim=8, seed=0):
 
 
 def minmax_run(t, weight, pretrained, cfg, kind="label_relative"):
-    adversary = sc.init_adversary(jax.random.PRNGKey(1), 2, 2, kind, (32, 16), (16,), (16,), 0.1)
+    adversary = init_adversary(jax.random.PRNGKey(1), 2, 2, kind, (32, 16), (16,), (16,), 0.1)
     tx = optax.adam(1e-2)
-    state = replicate(sc.SafeState(pretrained, adversary, tx.init(adversary)), t.mesh)
-    trainer = sc.AdversarialTrainer(t, minmax=True, weight=weight, kind=kind, adversary_tx=tx)
+    state = replicate(minmax.SafeState(pretrained, adversary, tx.init(adversary)), t.mesh)
+    trainer = minmax.AdversarialTrainer(t, minmax=True, weight=weight, kind=kind, adversary_tx=tx)
     state = trainer.train(state, cfg, cfg.steps, data_seed=0)
     train = t.data.train
     logits, _ = t.model.apply(state.params, state.model_state, jnp.asarray(train.x), False, None)
     batch = {"y": jnp.asarray(train.y), "group": jnp.asarray(train.group)}
-    loss, _ = sc.adversary_loss(state.adversary, logits, batch, kind)
+    loss, _ = adversary_loss(state.adversary, logits, batch, kind)
     return state, trainer.adversary_accuracy(state, train), float(loss)
 
 
@@ -286,7 +287,7 @@ def test_adversary_learns_and_the_adversarial_term_fights_it():
     t = task(data=data)
     cfg = TrainConfig(steps=200, batch_size=32, learning_rate=0.1)
     pretrained = Trainer(t).train(init_state(t, cfg), cfg, 50, data_seed=0)
-    prior = sc.group_prior_accuracy(data.train, 2)
+    prior = group_prior_accuracy(data.train, 2)
     fought, fought_acc, fought_loss = minmax_run(t, 0.5, pretrained, cfg)
     free, free_acc, free_loss = minmax_run(t, 0.0, pretrained, cfg)
     assert free_acc > prior + 0.1 and fought_acc > prior + 0.05, (free_acc, fought_acc, prior)
@@ -297,12 +298,12 @@ def test_adversary_learns_and_the_adversarial_term_fights_it():
 
 def test_adversary_features_hide_the_label_identity():
     logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 2.0, -1.0]])
-    f, label = sc.adversary_features(logits, jnp.array([0, 1]), "label_relative")
+    f, label = adversary_features(logits, jnp.array([0, 1]), "label_relative")
     assert label is None
     np.testing.assert_allclose(f[0], f[1])  # same confidence profile, different labels: same features
     p = jax.nn.softmax(logits[0])
     np.testing.assert_allclose(f[0], [p[0], p[1], p[2]], rtol=1e-6)
-    _, label = sc.adversary_features(logits, jnp.array([0, 1]), "softmax_label")
+    _, label = adversary_features(logits, jnp.array([0, 1]), "softmax_label")
     np.testing.assert_array_equal(label, [[1, -1, -1], [-1, 1, -1]])  # their ±1 one-hot
 
 

@@ -60,23 +60,16 @@ import types
 from typing import Any
 
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask  # noqa: F401 (Trainer: re-exported)
+from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.engine.phases import describe
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import make_predict
 from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
-# The pieces, re-exported here (``ballot_jax.methods.fairscratch.X`` as before the split).
-from ballot_jax.methods.edge_popup import (  # noqa: F401
-    WEIGHT_INITS, check_weight_init, fan_in, freeze, frozen_weights, init_scores, keep_counts, materialise,
-    scored_model, signed_kaiming, signed_std, sparse_model, top_k_mask,
+from ballot_jax.methods.edge_popup import check_weight_init, freeze, keep_counts, scored_model, sparse_model
+from ballot_jax.methods.fairscratch_objective import (
+    SELECTION_METRICS, objective_maker, select_fairness_weight, selection_metric_for, surrogate_for,
 )
-from ballot_jax.methods.fairscratch_objective import (  # noqa: F401
-    BINARY_ONLY_METRICS, SELECTION_METRICS, objective_maker, select_fairness_weight, selection_metric_for,
-    surrogate_for,
-)
-from ballot_jax.methods.fairscratch_training import (  # noqa: F401
-    OwnOptimizerTrainer, epoch_cosine_optimizer, epoch_cosine_schedule, score_trainers, train_scores,
-)
+from ballot_jax.methods.fairscratch_training import score_trainers, train_scores
 from ballot_jax.objectives import DP_RELAXATIONS, SURROGATES
 
 LAMBDA_GRID = (0.0, 0.06, 0.12, 0.18, 0.24)  # the authors' λ grid (generate_shell.py)

@@ -67,20 +67,14 @@ from ballot_jax.engine.phases import describe, final_record, finished_phase, sav
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import TrainState
 from ballot_jax.masks import Mask
-# The pieces, re-exported here (``ballot_jax.methods.safecompress.X`` as before the split).
-from ballot_jax.methods.adversary import (  # noqa: F401
-    ADVERSARY_INPUTS, adversary_features, adversary_loss, apply_adversary, group_prior_accuracy, init_adversary,
-)
+from ballot_jax.methods.adversary import group_prior_accuracy, init_adversary
 from ballot_jax.methods.base import Record, finish_record
-from ballot_jax.methods.dynamic_sparse import (  # noqa: F401
-    candidate_masks, ceil_drop_counts, cosine_drop_fraction, drop_and_grow, drop_counts, make_grad_fn,
-    regrown_dropped, start_with_mask, update_schedule,
+from ballot_jax.methods.dynamic_sparse import (
+    candidate_masks, ceil_drop_counts, cosine_drop_fraction, drop_and_grow, drop_counts, make_grad_fn, regrown_dropped,
+    start_with_mask,
 )
-from ballot_jax.methods.minmax import AdversarialTrainer, SafeState, make_minmax_step  # noqa: F401
-from ballot_jax.methods.safecompress_options import (  # noqa: F401
-    AUTHORS_PRETRAIN_FRACTION, AUTHORS_UPDATE_FRACTION, CANDIDATE_KINDS, GROWTH_KINDS, LOWER_IS_BETTER,
-    PRESET_DEFAULTS, PRESETS, SafeCompressOptions,
-)
+from ballot_jax.methods.minmax import AdversarialTrainer, SafeState
+from ballot_jax.methods.safecompress_options import LOWER_IS_BETTER, SafeCompressOptions
 from ballot_jax.pruning import magnitude_scores, random_mask, uniform_scores
 
 PyTree = Any
