@@ -253,6 +253,8 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     assert record["disparity_weight"] in (0.0, 1.0)
     assert set(record["search"]) == {"0", "1"}
     assert record["search_steps"] == method.retrain_config(CFG, 1).steps
+    assert record["search_time_s"] > 0 and record["train_time_s"] == pytest.approx(
+        sum(lv["train_time_s"] for lv in record["levels"]) + record["search_time_s"])
     assert (tmp_path / "mu_0" / "level_00" / "final").is_dir()
     assert not (tmp_path / "mu_1" / "level_00").exists()  # the second candidate reuses the first's dense phase
     chosen = record["search"][f"{record['disparity_weight']:g}"]
@@ -282,6 +284,16 @@ def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(t
     levels = 1 if p2 == "one_shot" else len(bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5))
     per_level = Ballot(pruning=p2, rewind=r2, **common).retrain_config(CFG, 2).steps - (CFG.rewind_step if r2 else 0)
     assert record["search_steps"] == fixed["search_steps"] + levels * per_level + CFG.steps
+    def seconds(directory, levels):
+        return sum(checkpoints.read_json(directory / f"level_{i:02d}" / "record.json")["train_time_s"] for i in levels)
+
+    chosen_levels = len(record["levels"]) - 1
+    mu_loser = "mu_1" if record["disparity_weight"] == 0.0 else "mu_0"
+    search_time = (seconds(tmp_path / "auto" / other / "mu_0", range(levels + 1))  # its own dense phase too
+                   + seconds(tmp_path / "auto" / expected_mode / mu_loser, range(1, chosen_levels + 1)))
+    assert record["search_time_s"] == pytest.approx(search_time)
+    own = sum(lv["train_time_s"] for lv in record["levels"])
+    assert record["train_time_s"] == pytest.approx(own + search_time)  # the search is in the method's budget
     assert (tmp_path / "auto" / other / "mu_0" / "level_01" / "record.json").exists()
     assert not (tmp_path / "auto" / other / "mu_1").exists()  # μ is searched in the chosen mode only
     with pytest.raises(ValueError, match="fixed mode"):

@@ -267,14 +267,20 @@ class Ballot:
         record = dataclasses.replace(self, pruning=pruning, rewind=rewind).run(
             task, config, sparsity, workdir / chosen, dense_dir
         )
-        extra = sum(
-            self._training_steps(dataclasses.replace(self, pruning=p, rewind=r), task, config, sparsity, dense_dir)
-            for m, (p, r) in AUTO_MODES.items() if m != chosen
+        others = [m for m in AUTO_MODES if m != chosen]
+        extra_steps = sum(
+            self._training_steps(dataclasses.replace(self, pruning=AUTO_MODES[m][0], rewind=AUTO_MODES[m][1]),
+                                 task, config, sparsity, dense_dir)
+            for m in others
         )
+        shared = 0 if dense_dir is None else 1  # a shared dense phase is not the other mode's cost
+        extra_time = sum(r["train_time_s"] for m in others for r in tried[m]["levels"][shared:])
         mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
                        for m, r in tried.items()}
         return {**record, "mode": chosen, "mode_search": mode_search,
-                "search_steps": record.get("search_steps", 0) + extra}
+                "search_steps": record.get("search_steps", 0) + extra_steps,
+                "search_time_s": record.get("search_time_s", 0.0) + extra_time,
+                "train_time_s": record["train_time_s"] + extra_time}
 
     @staticmethod
     def _training_steps(method, task, config, sparsity, dense_dir) -> int:
@@ -320,10 +326,14 @@ class Ballot:
         per_level = retrain.steps - (retrain.rewind_step if self.rewind and retrain.rewind_lr else 0)
         search_steps = (len(runs) - 1) * len(keep_counts) * per_level
         search = {f"{w:g}": {"accuracy": lv[-1]["val"]["accuracy"], "cwv": lv[-1]["val"]["cwv"]} for w, lv in runs.items()}
-        return finish_record(
+        # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
+        search_time = sum(r["train_time_s"] for w, lv in runs.items() if w != chosen for r in lv[1:])
+        record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=chosen,
-            search=search, search_steps=search_steps,
+            search=search, search_steps=search_steps, search_time_s=search_time,
         )
+        record["train_time_s"] += search_time  # the search is part of the method's budget
+        return record
 
 
 def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float):
