@@ -181,16 +181,16 @@ def safecompress_run(tmp_path_factory):
 def test_safecompress_exact_sparsity_constant_count_no_regrowth(safecompress_run):
     t, workdir, record = safecompress_run
     assert record["kept"] == TARGET and record["sparsity"] == SPARSITY
-    plan = SafeCompress(preset="ours").plan(t, CFG, SPARSITY)
+    run_schedule = SafeCompress(preset="ours").run_schedule(t, CFG, SPARSITY)
     assert record["budget_steps"] == CFG.steps * (len(bj.pruning_plan(N_PRUNABLE, SPARSITY, 0.2)) + 1)
-    assert len(record["mask_updates"]) == len(plan["updates"]) > 0
-    like = init_state(t, plan["train_config"])
+    assert len(record["mask_updates"]) == len(run_schedule["updates"]) > 0
+    like = init_state(t, run_schedule["train_config"])
     prev = checkpoints.load_item(workdir / "mask_00", like.mask)
-    assert leaf_counts(prev) == plan["keep_counts"]
+    assert leaf_counts(prev) == run_schedule["keep_counts"]
     changed = 0
     for j, update in enumerate(record["mask_updates"], start=1):
         mask = checkpoints.load_item(workdir / f"update_{j:02d}" / "mask", like.mask)
-        assert leaf_counts(mask) == plan["keep_counts"], "active count changed across an update"
+        assert leaf_counts(mask) == run_schedule["keep_counts"], "active count changed across an update"
         changed += sum(int(np.sum(np.asarray(a) != np.asarray(b)))
                        for a, b in zip(bj.mask_leaves(prev), bj.mask_leaves(mask)))
         # between updates the mask never changes: the phase ends with the update's mask
@@ -198,7 +198,7 @@ def test_safecompress_exact_sparsity_constant_count_no_regrowth(safecompress_run
         chex.assert_trees_all_equal(end.mask, mask)
         prev = mask
     assert changed > 0, "no update changed the mask"
-    final = checkpoints.load_item(workdir / f"phase_{len(plan['updates']):02d}" / "final", like)
+    final = checkpoints.load_item(workdir / f"phase_{len(run_schedule['updates']):02d}" / "final", like)
     assert int(final.step) == record["budget_steps"]
     for m, p in zip(bj.mask_leaves(final.mask), bj.mask_leaves(bj.magnitude_scores(final.params, final.mask))):
         assert np.all(np.asarray(p)[~np.asarray(m)] == 0.0), "a pruned weight is not exactly 0"

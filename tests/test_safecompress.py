@@ -44,8 +44,8 @@ def without_times(record):
 
 def template(t, method=AUTHORS):
     """A SafeState shaped like the run's (for loading its checkpoints) and the run's initial adversary."""
-    plan = method.plan(t, CFG, SPARSITY)
-    fresh = init_state(t, plan["train_config"])
+    run_schedule = method.run_schedule(t, CFG, SPARSITY)
+    fresh = init_state(t, run_schedule["train_config"])
     info = t.data.info
     key = jax.random.fold_in(jax.random.PRNGKey(CFG.seed), 0x5AFE)
     adversary = init_adversary(
@@ -54,15 +54,15 @@ def template(t, method=AUTHORS):
         method.adversary_init_std,
     )
     tx = optax.adam(method.adversary_learning_rate)
-    return minmax.SafeState(fresh, adversary, tx.init(adversary)), plan, key
+    return minmax.SafeState(fresh, adversary, tx.init(adversary)), run_schedule, key
 
 
 def trees_equal(a, b):
     return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def boundaries(plan):
-    return sorted({0, plan["budget"], *plan["updates"], plan["pretrain_steps"]})
+def boundaries(run_schedule):
+    return sorted({0, run_schedule["budget"], *run_schedule["updates"], run_schedule["pretrain_steps"]})
 
 
 # ------------------------------------------------------------------------------------------------
@@ -94,16 +94,16 @@ def test_authors_update_count_matches_their_readme():
     assert len(dynamic_sparse.update_schedule(117_300, 4000, 1.0)) == 29
     t = task()
     cfg = TrainConfig(steps=200, batch_size=16)
-    plan = SafeCompress().plan(t, cfg, 0.8)
-    budget = plan["budget"]
+    run_schedule = SafeCompress().run_schedule(t, cfg, 0.8)
+    budget = run_schedule["budget"]
     assert budget == 200 * (len(bj.pruning_plan(N_PRUNABLE, 0.8, 0.2)) + 1) == 1800
-    assert plan["update_every"] == round(budget * 4000 / 117_300) == 61
-    assert len(plan["updates"]) == 29
-    assert plan["updates"] == list(range(61, budget, 61))  # every u steps until the end
-    assert plan["updates"][-1] > budget - plan["update_every"]
-    assert plan["t_end"] == budget
-    assert plan["pretrain_steps"] == round(budget * 199 / 300) == 1194
-    ours = SafeCompress(preset="ours").plan(t, cfg, 0.8)
+    assert run_schedule["update_every"] == round(budget * 4000 / 117_300) == 61
+    assert len(run_schedule["updates"]) == 29
+    assert run_schedule["updates"] == list(range(61, budget, 61))  # every u steps until the end
+    assert run_schedule["updates"][-1] > budget - run_schedule["update_every"]
+    assert run_schedule["t_end"] == budget
+    assert run_schedule["pretrain_steps"] == round(budget * 199 / 300) == 1194
+    ours = SafeCompress(preset="ours").run_schedule(t, cfg, 0.8)
     assert ours["update_every"] == 180 and len(ours["updates"]) == 7  # B // 10, up to 0.75·B
 
 
@@ -136,12 +136,12 @@ def authors_run(tmp_path_factory):
 
 def test_authors_run_record_and_logged_safety_test(authors_run):
     t, workdir, record = authors_run
-    plan = AUTHORS.plan(t, CFG, SPARSITY)
+    run_schedule = AUTHORS.run_schedule(t, CFG, SPARSITY)
     assert record["preset"] == "authors" and record["growth"] == "random"
     assert record["kept"] == bj.num_keep_for_sparsity(N_PRUNABLE, SPARSITY) and record["sparsity"] == SPARSITY
-    assert record["budget_steps"] == 100 and plan["updates"] == [25, 50, 75]
+    assert record["budget_steps"] == 100 and run_schedule["updates"] == [25, 50, 75]
     assert record["pretrain_steps"] == 66
-    assert [u["step"] for u in record["mask_updates"]] == plan["updates"]
+    assert [u["step"] for u in record["mask_updates"]] == run_schedule["updates"]
     for u in record["mask_updates"]:
         assert u["drop_fraction"] == pytest.approx(dynamic_sparse.cosine_drop_fraction(u["step"], 100, 0.5, 0.005))
         # the safety test is logged and decides nothing: no candidates, no choice
@@ -153,9 +153,9 @@ def test_authors_run_record_and_logged_safety_test(authors_run):
 
 def test_authors_growth_is_random_by_default(authors_run):
     t, workdir, record = authors_run
-    like, plan, key = template(t)
-    b = boundaries(plan)
-    for u, step in enumerate(plan["updates"], start=1):
+    like, run_schedule, key = template(t)
+    b = boundaries(run_schedule)
+    for u, step in enumerate(run_schedule["updates"], start=1):
         before = checkpoints.load_item(workdir / f"phase_{b.index(step) - 1:02d}" / "final", like)
         saved = checkpoints.load_item(workdir / f"update_{u:02d}" / "mask", like.mask)
         counts = dynamic_sparse.ceil_drop_counts(before.mask, dynamic_sparse.cosine_drop_fraction(step, 100, 0.5, 0.005))
@@ -165,11 +165,11 @@ def test_authors_growth_is_random_by_default(authors_run):
             regrow_dropped=True,
         )
         chex.assert_trees_all_equal(saved, random)
-        assert [int(np.sum(np.asarray(m))) for m in bj.mask_leaves(saved)] == plan["keep_counts"]
+        assert [int(np.sum(np.asarray(m))) for m in bj.mask_leaves(saved)] == run_schedule["keep_counts"]
     # ... and the test can tell: gradient growth picks other weights at the first update
     before = checkpoints.load_item(workdir / f"phase_{b.index(25) - 1:02d}" / "final", like)
     grads = dynamic_sparse.make_grad_fn(t.model, t.mesh)(
-        before.params, before.model_state, put_batch(Trainer(t).batch(plan["train_config"], 25, CFG.seed), t.mesh),
+        before.params, before.model_state, put_batch(Trainer(t).batch(run_schedule["train_config"], 25, CFG.seed), t.mesh),
         jax.random.PRNGKey(0),
     )
     scores = jax.tree.map(lambda m, g: None if m is None else jnp.abs(g), before.mask, grads, is_leaf=bj.is_unprunable)
@@ -181,9 +181,9 @@ def test_authors_growth_is_random_by_default(authors_run):
 
 def test_adversarial_term_absent_before_pretraining_ends_and_present_after(authors_run):
     t, workdir, _ = authors_run
-    like, plan, _ = template(t)
-    b = boundaries(plan)
-    start = b.index(plan["pretrain_steps"])  # the first min-max phase
+    like, run_schedule, _ = template(t)
+    b = boundaries(run_schedule)
+    start = b.index(run_schedule["pretrain_steps"])  # the first min-max phase
     init_adversary = like.adversary
     for j in range(len(b) - 1):
         final = checkpoints.load_item(workdir / f"phase_{j:02d}" / "final", like)
@@ -191,13 +191,13 @@ def test_adversarial_term_absent_before_pretraining_ends_and_present_after(autho
         assert same == (j < start), f"phase {j}: the adversary must train exactly in the min-max period"
     # Pre-training is plain cross-entropy: phase 0 equals the engine's CE training bit for bit.
     mask = checkpoints.load_item(workdir / "mask_00", like.mask)
-    cfg = plan["train_config"]
+    cfg = run_schedule["train_config"]
     plain = Trainer(t).train(set_mask(init_state(t, cfg), mask), cfg, b[1], data_seed=CFG.seed)
     phase0 = checkpoints.load_item(workdir / "phase_00" / "final", like)
     chex.assert_trees_all_equal(phase0.train.params, plain.params)
     # One step each way from the state where the min-max period starts.
     at_p = replicate(checkpoints.load_item(workdir / f"phase_{start - 1:02d}" / "final", like), t.mesh)
-    assert int(at_p.step) == plan["pretrain_steps"]
+    assert int(at_p.step) == run_schedule["pretrain_steps"]
     batch = put_batch(Trainer(t).batch(cfg, int(at_p.step), CFG.seed), t.mesh)
     common = dict(kind=AUTHORS.adversary_input, adversary_tx=optax.adam(AUTHORS.adversary_learning_rate))
     pre_state, pre_stats = minmax.AdversarialTrainer(t, minmax=False, weight=0.5, **common).step_fn(cfg)(at_p, batch)
@@ -241,8 +241,8 @@ def test_authors_resume_is_bit_identical_with_the_adversary(authors_run, tmp_pat
     assert any((tmp_path / "phase_04" / "ckpt").iterdir()), "the crash should leave a periodic checkpoint"
     resumed = AUTHORS.run(t, CFG, SPARSITY, tmp_path)
     assert without_times(resumed) == without_times(reference)
-    like, plan, _ = template(t)
-    last = f"phase_{len(boundaries(plan)) - 2:02d}"
+    like, run_schedule, _ = template(t)
+    last = f"phase_{len(boundaries(run_schedule)) - 2:02d}"
     a = checkpoints.load_item(workdir / last / "final", like)
     b = checkpoints.load_item(tmp_path / last / "final", like)
     chex.assert_trees_all_equal(a, b)  # model, optimizer, adversary and its Adam state

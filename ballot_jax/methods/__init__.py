@@ -1,6 +1,6 @@
 """Pruning strategies behind one interface (``base.Method``): each ``run`` returns a record."""
 
-from ballot_jax.methods.base import Method, Record, budget_steps, finish_record, level_plan
+from ballot_jax.methods.base import Method, Record, budget_steps, finish_record, level_keep_counts
 from ballot_jax.methods.dense import Dense
 from ballot_jax.methods.lth import LTH
 from ballot_jax.methods.magnitude import MagnitudePruning

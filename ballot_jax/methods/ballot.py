@@ -44,7 +44,7 @@ from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from ballot_jax.grads import mean_group_grads, sharded_group_grads
-from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 SELECTIONS = ("conflict", "vote")
@@ -243,7 +243,7 @@ class Ballot:
             dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
-        iterative = level_plan(dense_mask(task), sparsity, self.fraction)
+        iterative = level_keep_counts(dense_mask(task), sparsity, self.fraction)
         keep_counts = iterative[-1:] if self.pruning == "one_shot" else iterative
         retrain = self.retrain_config(config, len(iterative))
         if not self.disparity_weights:
@@ -286,7 +286,7 @@ class Ballot:
     def _training_steps(method, task, config, sparsity, dense_dir) -> int:
         """Training steps of one candidate of a fixed mode at one μ: its levels, plus its dense phase
         unless it shares ``dense_dir``."""
-        iterative = level_plan(dense_mask(task), sparsity, method.fraction)
+        iterative = level_keep_counts(dense_mask(task), sparsity, method.fraction)
         levels = 1 if method.pruning == "one_shot" else len(iterative)
         retrain = method.retrain_config(config, len(iterative))
         per_level = retrain.steps - (retrain.rewind_step if method.rewind and retrain.rewind_lr else 0)

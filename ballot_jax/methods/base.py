@@ -45,7 +45,7 @@ def dataset_problems(method: Method, info: Any) -> list[str]:
     return list(validate(info)) if validate is not None else []
 
 
-def level_plan(mask, sparsity: float, fraction: float) -> list[int]:
+def level_keep_counts(mask, sparsity: float, fraction: float) -> list[int]:
     """Kept counts per level for iterative pruning of ``fraction`` of the remaining weights."""
     return pruning_plan(num_prunable(mask), sparsity, fraction)
 

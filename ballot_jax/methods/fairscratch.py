@@ -23,7 +23,7 @@ aspect is switchable for ablations. ``settings`` is the resolved view.
 
 Common to both:
 1. Budget. ``B = config.steps * (levels + 1)`` optimizer steps, the iterative-pruning budget at this
-   sparsity (``levels = len(level_plan(mask, sparsity, fraction))``), one run per λ with its own
+   sparsity (``levels = len(level_keep_counts(mask, sparsity, fraction))``), one run per λ with its own
    optimizer (``score_*``; the run's batch size, sampling, checkpointing and seed are kept).
 2. Frozen weights. θ_0 is the engine's dense init (same seed as the other methods). Every prunable
    weight is replaced by a signed constant and never changes: ``weight_init="signed_kaiming"``
@@ -64,7 +64,7 @@ from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.engine.phases import describe
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import make_predict
-from ballot_jax.methods.base import Record, budget_steps, finish_record, level_plan
+from ballot_jax.methods.base import Record, budget_steps, finish_record, level_keep_counts
 from ballot_jax.methods.edge_popup import check_weight_init, freeze, keep_counts, scored_model, sparse_model
 from ballot_jax.methods.fairscratch_objective import (
     SELECTION_METRICS, objective_maker, select_fairness_weight, selection_metric_for, surrogate_for,
@@ -205,7 +205,7 @@ class FairScratch:
         """Budget, the score network's task, a trainer per λ, and the initial (frozen-masked) state."""
         s = self.settings
         template = dense_mask(task)
-        levels = len(level_plan(template, sparsity, self.fraction))
+        levels = len(level_keep_counts(template, sparsity, self.fraction))
         budget = budget_steps(config, levels)
         cfg = self.train_config(config, budget)
         counts = keep_counts(template, sparsity, s.scope)

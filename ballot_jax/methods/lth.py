@@ -7,7 +7,7 @@ import dataclasses
 import pathlib
 
 from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, dense_mask, run_levels
-from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.pruning import magnitude_scores
 
 
@@ -25,6 +25,6 @@ class LTH:
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
-        plan = LevelPlan(level_plan(dense_mask(task), sparsity, self.fraction))
+        plan = LevelPlan(level_keep_counts(dense_mask(task), sparsity, self.fraction))
         levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name, dense_dir=dense_dir)
         return finish_record(self.name, sparsity, levels[-1], levels)

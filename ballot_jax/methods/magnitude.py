@@ -10,7 +10,7 @@ import pathlib
 
 from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, dense_mask, run_levels
 from ballot_jax.masks import num_prunable
-from ballot_jax.methods.base import Record, finish_record, level_plan
+from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.pruning import num_keep_for_sparsity
 
@@ -29,7 +29,7 @@ class MagnitudePruning:
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
         mask = dense_mask(task)
-        steps = self.finetune_steps or config.steps * max(1, len(level_plan(mask, sparsity, self.fraction)))
+        steps = self.finetune_steps or config.steps * max(1, len(level_keep_counts(mask, sparsity, self.fraction)))
         finetune = dataclasses.replace(config, steps=steps, rewind_step=0)
         plan = LevelPlan([num_keep_for_sparsity(num_prunable(mask), sparsity)], rewind=False, retrain=finetune)
         levels = run_levels(task, config, magnitude_score_fn, plan, workdir, name=self.name, dense_dir=dense_dir)

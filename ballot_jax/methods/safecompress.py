@@ -45,8 +45,8 @@ start of the min-max period) is one phase trained with ``Trainer.train`` (period
 adversary and its optimizer state inside the checkpointed state) whose final state is saved; each
 update's mask and its log are saved; ``workdir/record.json`` marks the whole run finished.
 
-The pieces: options, checks and plan ``safecompress_options.py``; drop, growth and grown weights
-``dynamic_sparse.py``; the adversary ``adversary.py``; min-max training ``minmax.py``; phases on
+The pieces: options, checks and the run schedule (budget, update steps) ``safecompress_options.py``;
+drop, growth and grown weights ``dynamic_sparse.py``; the adversary ``adversary.py``; min-max training ``minmax.py``; phases on
 disk ``engine/phases.py``.
 """
 
@@ -96,7 +96,7 @@ class SafeCompress(SafeCompressOptions):
     Options left ``None`` take the preset's value (``PRESET_DEFAULTS``; ``update_every``: authors
     round(B · 4000/117300), ours B // 10). Options marked (ours) or (authors) only apply to that
     preset; setting one away from its default under the other preset is an error. The options, their
-    checks and ``plan`` are ``SafeCompressOptions`` (safecompress_options.py).
+    checks and ``run_schedule`` are ``SafeCompressOptions`` (safecompress_options.py).
     """
 
     def candidate_masks(self, state: TrainState, grads: PyTree, drop: float, key: jax.Array) -> list[Mask]:
@@ -122,20 +122,20 @@ class SafeCompress(SafeCompressOptions):
 
     # -- shared --------------------------------------------------------------------------------
 
-    def _initial_mask(self, fresh, plan, key, workdir) -> Mask:
+    def _initial_mask(self, fresh, run_schedule, key, workdir) -> Mask:
         """The ERK random mask of θ_0 (``workdir/mask_00``)."""
         return saved_item(
             workdir / "mask_00", fresh.mask,
-            lambda: random_mask(jax.random.fold_in(key, 0), fresh.mask, plan["keep_counts"]),
+            lambda: random_mask(jax.random.fold_in(key, 0), fresh.mask, run_schedule["keep_counts"]),
         )
 
-    def _final(self, trainer, state, plan, total_time) -> dict[str, Any]:
+    def _final(self, trainer, state, run_schedule, total_time) -> dict[str, Any]:
         """The final model's record (exactly the ERK count kept: checked)."""
         final = final_record(
-            plan["levels"], state.mask, state.params, total_time, lambda split: trainer.evaluate(state, split),
+            run_schedule["levels"], state.mask, state.params, total_time, lambda split: trainer.evaluate(state, split),
             trainer.task.data,
         )
-        target = plan["keep_counts"]
+        target = run_schedule["keep_counts"]
         if final["kept"] != sum(target):
             raise AssertionError(f"SafeCompress kept {final['kept']} weights, target {sum(target)}")
         return final
@@ -157,9 +157,9 @@ class SafeCompress(SafeCompressOptions):
     # -- the authors' preset -------------------------------------------------------------------
 
     def _run_authors(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
-        plan = self.plan(task, config, sparsity)
-        cfg, budget, updates = plan["train_config"], plan["budget"], plan["updates"]
-        pretrain = plan["pretrain_steps"]
+        run_schedule = self.run_schedule(task, config, sparsity)
+        cfg, budget, updates = run_schedule["train_config"], run_schedule["budget"], run_schedule["updates"]
+        pretrain = run_schedule["pretrain_steps"]
         info = task.data.info
         key = jax.random.fold_in(jax.random.PRNGKey(config.seed), RANDOM_MASK_STREAM)
         adversary_tx = optax.adam(self.adversary_learning_rate)
@@ -169,7 +169,7 @@ class SafeCompress(SafeCompressOptions):
         grad_fn = make_grad_fn(task.model, task.mesh) if self.growth == "gradient" else None
 
         fresh = init_state(task, cfg)
-        mask = self._initial_mask(fresh, plan, key, workdir)
+        mask = self._initial_mask(fresh, run_schedule, key, workdir)
         adversary = init_adversary(
             jax.random.fold_in(key, 0xAD), info.num_classes, info.num_groups, self.adversary_input,
             self.adversary_pred_widths, self.adversary_label_widths, self.adversary_fuse_widths,
@@ -184,7 +184,7 @@ class SafeCompress(SafeCompressOptions):
             start, end = boundaries[j], boundaries[j + 1]
             if start in updates:
                 state, record, seconds = self._authors_update(
-                    plain, grad_fn, state, cfg, len(history) + 1, start, plan, config.seed, key, workdir
+                    plain, grad_fn, state, cfg, len(history) + 1, start, run_schedule, config.seed, key, workdir
                 )
                 history.append(record)
                 total_time += seconds
@@ -192,10 +192,10 @@ class SafeCompress(SafeCompressOptions):
             state, seconds = self._phase(trainer, state, cfg, end, config.seed, workdir / f"phase_{j:02d}", j)
             total_time += seconds
 
-        final = self._final(plain, state, plan, total_time)
+        final = self._final(plain, state, run_schedule, total_time)
         return finish_record(
             self.name, sparsity, final,
-            preset="authors", budget_steps=budget, update_every=plan["update_every"],
+            preset="authors", budget_steps=budget, update_every=run_schedule["update_every"],
             drop_fraction=self.setting("drop_fraction"), drop_floor=self.setting("drop_floor"),
             stop_fraction=self.setting("stop_fraction"), growth=self.growth, pretrain_steps=pretrain,
             adversarial_weight=self.adversarial_weight, adversary_input=self.adversary_input,
@@ -208,7 +208,7 @@ class SafeCompress(SafeCompressOptions):
             mask_updates=history,
         )
 
-    def _authors_update(self, trainer, grad_fn, state, cfg, u, step, plan, data_seed, key, workdir):
+    def _authors_update(self, trainer, grad_fn, state, cfg, u, step, run_schedule, data_seed, key, workdir):
         """Mask update ``u`` at ``step``: log the safety test, drop by magnitude, grow.
 
         Returns (state to continue from, the update's record, seconds).
@@ -227,7 +227,9 @@ class SafeCompress(SafeCompressOptions):
             **{k: val[k] for k in LOWER_IS_BETTER if k in val},
             "adversary_val_accuracy": trainer.adversary_accuracy(state, trainer.task.data.val),
         }
-        drop = cosine_drop_fraction(step, plan["t_end"], self.setting("drop_fraction"), self.setting("drop_floor"))
+        drop = cosine_drop_fraction(
+            step, run_schedule["t_end"], self.setting("drop_fraction"), self.setting("drop_floor")
+        )
         counts = ceil_drop_counts(state.mask, drop)
         if self.growth == "gradient":
             batch = put_batch(trainer.batch(cfg, step, data_seed), trainer.task.mesh)
@@ -252,8 +254,8 @@ class SafeCompress(SafeCompressOptions):
     # -- our preset ----------------------------------------------------------------------------
 
     def _run_ours(self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path) -> Record:
-        plan = self.plan(task, config, sparsity)
-        cfg, budget, updates = plan["train_config"], plan["budget"], plan["updates"]
+        run_schedule = self.run_schedule(task, config, sparsity)
+        cfg, budget, updates = run_schedule["train_config"], run_schedule["budget"], run_schedule["updates"]
         trainer = Trainer(task)
         grad_fn = make_grad_fn(task.model, task.mesh)
         data_seed = config.seed
@@ -263,7 +265,7 @@ class SafeCompress(SafeCompressOptions):
 
         # Phase 0 starts from θ_0 under the ERK random mask.
         fresh = init_state(task, cfg)
-        mask = self._initial_mask(fresh, plan, key, workdir)
+        mask = self._initial_mask(fresh, run_schedule, key, workdir)
         state = set_mask(fresh, jax.device_put(mask, replicated(task.mesh)))
 
         for j in range(len(boundaries) - 1):
@@ -271,7 +273,8 @@ class SafeCompress(SafeCompressOptions):
             phase_dir = workdir / f"phase_{j:02d}"
             if j > 0:
                 state, info, seconds, extra = self._update(
-                    trainer, grad_fn, state, cfg, j, start, end, plan["t_end"], data_seed, key, plan, workdir
+                    trainer, grad_fn, state, cfg, j, start, end, run_schedule["t_end"], data_seed, key, run_schedule,
+                    workdir,
                 )
                 history.append(info)
                 total_time += seconds
@@ -279,15 +282,16 @@ class SafeCompress(SafeCompressOptions):
             state, seconds = self._phase(trainer, state, cfg, end, data_seed, phase_dir, j)
             total_time += seconds
 
-        final = self._final(trainer, state, plan, total_time)
+        final = self._final(trainer, state, run_schedule, total_time)
         return finish_record(
             self.name, sparsity, final,
-            preset="ours", budget_steps=budget, update_every=plan["update_every"], probe_steps=plan["probe_steps"],
+            preset="ours", budget_steps=budget, update_every=run_schedule["update_every"],
+            probe_steps=run_schedule["probe_steps"],
             probe_steps_extra=extra_probe_steps, fairness_metric=self.fairness_metric,
             acc_tolerance=self.acc_tolerance, mask_updates=history,
         )
 
-    def _update(self, trainer, grad_fn, state, cfg, j, step, end, t_end, data_seed, key, plan, workdir):
+    def _update(self, trainer, grad_fn, state, cfg, j, step, end, t_end, data_seed, key, run_schedule, workdir):
         """Our preset's mask update ``j`` at ``step``: build candidates, probe, test, keep the winner.
 
         Returns (state to start phase j from, the update's record, seconds, extra probe steps).
@@ -302,7 +306,7 @@ class SafeCompress(SafeCompressOptions):
         batch = put_batch(trainer.batch(cfg, step, data_seed), trainer.task.mesh)
         grads = grad_fn(state.params, state.model_state, batch, jax.random.fold_in(state.rng, step))
         masks = self.candidate_masks(state, grads, drop, jax.random.fold_in(key, j))
-        probe_until = min(step + plan["probe_steps"], end)
+        probe_until = min(step + run_schedule["probe_steps"], end)
         probed, reports = [], []
         for i, m in enumerate(masks):
             s = start_with_mask(state, m, cfg)

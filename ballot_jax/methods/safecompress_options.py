@@ -10,7 +10,7 @@ from typing import Any
 
 from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.methods.adversary import ADVERSARY_INPUTS
-from ballot_jax.methods.base import budget_steps, level_plan
+from ballot_jax.methods.base import budget_steps, level_keep_counts
 from ballot_jax.methods.dynamic_sparse import update_schedule
 from ballot_jax.layer_budgets import erk_keep_counts
 
@@ -124,14 +124,14 @@ class SafeCompressOptions:
                     f"{info.num_classes} classes; expected 'mcd' or 'cwv'"]
         return []
 
-    def plan(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
+    def run_schedule(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
         """Budget, the phase config, the ERK counts, the update steps and (authors) the pre-training
         steps of a run."""
         problems = self.validate(task.data.info)
         if problems:
             raise ValueError("; ".join(problems))
         mask = dense_mask(task)
-        levels = len(level_plan(mask, sparsity, self.fraction))
+        levels = len(level_keep_counts(mask, sparsity, self.fraction))
         budget = budget_steps(config, levels)
         if self.update_every is not None:
             every = self.update_every
