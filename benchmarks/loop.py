@@ -5,15 +5,17 @@ Per model (SmallCNN (32, 64)/128 and the MLP (128, 128), 32x32x3 inputs, batch 6
 
   bare            the jitted step alone: ``state, stats = step(state, batch)`` K times on ONE batch
                   already on the device, nothing else (the device pipelines freely) -- the baseline
-  loop            ``Trainer.train(state, config, K, data_seed=0)``: per step the host draws the
-                  batch (``shuffled_batch`` over the training set: a fresh permutation per call, and
-                  the gather of the rows), puts it on the mesh, dispatches the step, and keeps at
-                  most ``MAX_STEPS_IN_FLIGHT`` (2) steps in flight
-  loop_unbounded  the same with ``MAX_STEPS_IN_FLIGHT`` patched to "unbounded" for this variant
-                  only (what the bound costs; one device only: an unbounded queue of sharded steps
-                  deadlocked XLA:CPU's all-reduce on several devices)
-  host_batch      only the host side of the loop: K x (``Trainer.batch`` + ``put_batch``), blocked
-                  on the last batch (for reference: the part of the loop that is not the step)
+  loop            ``Trainer.train(state, config, K, data_seed=0)`` as runs use it: per step the host
+                  draws the batch's indices (``shuffled_batch`` over the training set), puts them
+                  on the mesh and dispatches the step, which gathers the rows from the
+                  device-resident training set (``engine.device_data``); on one device at most
+                  ``MAX_STEPS_IN_FLIGHT_ONE_DEVICE`` (16) steps in flight
+  loop_host_batches  the same with the rows gathered on the host and transferred (the path of
+                  training sets over ``DEVICE_DATA_MAX_BYTES``; every run before session 5)
+  loop_bound2     the same as ``loop`` with at most 2 steps in flight (the bound of a mesh of
+                  several devices, ``MAX_STEPS_IN_FLIGHT``)
+  host_indices    only the host side of ``loop``: K x (``Trainer.batch_indices`` + ``put_batch``),
+                  blocked on the last (for reference: the part of the loop that is not the step)
 
 Each timed sample runs K steps (``--steps``, default 20) from the same start state; times are ms per
 step. Target: loop / bare <= 1.05. The progress bar is off when stderr is not a terminal (or CI is
@@ -65,7 +67,7 @@ def build(spec: dict[str, Any], steps: int, n_train: int) -> dict[str, Any]:
     import jax
     import numpy as np
 
-    from ballot_jax.engine import loop as engine_loop
+    from ballot_jax.engine import device_data, loop as engine_loop
     from ballot_jax.engine.loop import Task, TrainConfig, Trainer, init_state, set_mask
     from ballot_jax.engine.mesh import data_mesh, put_batch
     from ballot_jax.engine.progress import quiet
@@ -93,23 +95,32 @@ def build(spec: dict[str, Any], steps: int, n_train: int) -> dict[str, Any]:
     def run_loop():
         return trainer.train(state, config, steps, data_seed=0)
 
-    def run_unbounded():
-        bound = engine_loop.MAX_STEPS_IN_FLIGHT
-        engine_loop.MAX_STEPS_IN_FLIGHT = 1 << 30
-        try:
-            return trainer.train(state, config, steps, data_seed=0)
-        finally:
-            engine_loop.MAX_STEPS_IN_FLIGHT = bound
+    def patched(module, name, value):
+        def run():
+            saved = getattr(module, name)
+            setattr(module, name, value)
+            try:
+                return trainer.train(state, config, steps, data_seed=0)
+            finally:
+                setattr(module, name, saved)
 
-    def host_batch():
+        return run
+
+    def host_indices():
         b = None
         for k in range(steps):
-            b = put_batch(trainer.batch(config, k, 0), mesh)
+            b = put_batch(trainer.batch_indices(config, k, 0), mesh)
         return b
 
     return {
-        "variants": {"bare": bare, "loop": run_loop, "loop_unbounded": run_unbounded, "host_batch": host_batch},
-        "max_steps_in_flight": engine_loop.MAX_STEPS_IN_FLIGHT,
+        "variants": {
+            "bare": bare,
+            "loop": run_loop,
+            "loop_host_batches": patched(device_data, "DEVICE_DATA_MAX_BYTES", 0),
+            "loop_bound2": patched(engine_loop, "MAX_STEPS_IN_FLIGHT_ONE_DEVICE", 2),
+            "host_indices": host_indices,
+        },
+        "max_steps_in_flight": engine_loop.MAX_STEPS_IN_FLIGHT_ONE_DEVICE,
         "progress_bar": not quiet(),
         "num_params": int(sum(np.size(p) for p in jax.tree.leaves(state.params))),
     }
@@ -146,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append([label, name, common.ms(m["median_s"]), common.ms(m["iqr_s"]), f"{m['ratio']:.3f}",
                          f"{m['first_call_s']:.2f}", target])
     notes = [
-        f"loop: Trainer.train per step vs the bare jitted step (same compiled step, model and batch size),",
+        "loop: Trainer.train per step vs the bare jitted step (same compiled step, model and batch size),",
         f"1 device, {steps} steps per sample, training set of {n_train}; ms per step; ratio = median of paired",
         f"per-repetition ratios to 'bare'. Target loop/bare <= {TARGET:.2f}. "
-        f"(MAX_STEPS_IN_FLIGHT = {b['max_steps_in_flight']}; 1st call s = the first K-step sample)"
+        f"(steps in flight on one device: {b['max_steps_in_flight']}; 1st call s = the first K-step sample)"
         + (" (--quick: sizes too small to mean anything)" if args.quick else ""),
     ]
     common.finish(

@@ -40,7 +40,7 @@ def headline(name: str, data: dict[str, Any]) -> list[tuple[str, str, str]]:
                     rows.append((bench, f"{label} {variant}/one_grad", _fmt(v.get("ratio"))))
     elif bench == "loop":
         for label, m in data.get("measurements", {}).items():
-            for variant in ("loop", "loop_unbounded"):
+            for variant in ("loop", "loop_host_batches", "loop_bound2"):
                 v = m.get("variants", {}).get(variant)
                 if v:
                     rows.append((bench, f"{label} {variant}/bare", _fmt(v.get("ratio"))))

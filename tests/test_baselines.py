@@ -213,7 +213,7 @@ class Crash(RuntimeError):
 def test_safecompress_resumes_identically(safecompress_run, tmp_path, monkeypatch, capfd):
     t, _, reference = safecompress_run
     calls = {"n": 0}
-    original = Trainer.batch
+    original = Trainer.batch_indices  # called once per training batch (host or device gather)
 
     def crashing(self, config, step, data_seed):
         calls["n"] += 1
@@ -221,10 +221,10 @@ def test_safecompress_resumes_identically(safecompress_run, tmp_path, monkeypatc
             raise Crash("killed")
         return original(self, config, step, data_seed)
 
-    monkeypatch.setattr(Trainer, "batch", crashing)
+    monkeypatch.setattr(Trainer, "batch_indices", crashing)
     with pytest.raises(Crash):
         SafeCompress(preset="ours").run(t, CFG, SPARSITY, tmp_path)
-    monkeypatch.setattr(Trainer, "batch", original)
+    monkeypatch.setattr(Trainer, "batch_indices", original)
     resumed = SafeCompress(preset="ours").run(t, CFG, SPARSITY, tmp_path)
     for key in ("kept", "val", "test", "sparsity"):
         assert resumed[key] == reference[key]

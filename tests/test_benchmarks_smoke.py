@@ -171,7 +171,7 @@ def test_vs_torch_twin_layouts_round_trip():
 def test_loop_quick(tmp_path):
     stdout, data = run_benchmark("loop", tmp_path)
     rows = table_lines(stdout, "vs bare")[2:]
-    assert [r.split()[1] for r in rows] == ["bare", "loop", "loop_unbounded", "host_batch"]
+    assert [r.split()[1] for r in rows] == ["bare", "loop", "loop_host_batches", "loop_bound2", "host_indices"]
     assert set(data["loop_over_bare"]) == {"small_cnn"}
     m = data["measurements"]["small_cnn"]
     assert m["max_steps_in_flight"] >= 1 and m["steps_per_sample"] == 4

@@ -99,11 +99,11 @@ def test_resume_after_interruption_is_identical(tmp_path, crash_at, capfd):
     class Crashing(Trainer):
         calls = 0
 
-        def batch(self, config, step, data_seed):
+        def batch_indices(self, config, step, data_seed):
             Crashing.calls += 1
             if Crashing.calls == crash_at:
                 raise Crash(f"killed at batch {crash_at}")
-            return super().batch(config, step, data_seed)
+            return super().batch_indices(config, step, data_seed)
 
     with pytest.raises(Crash):
         run_levels(t, CFG, magnitude, plan(), tmp_path / "run", trainer=Crashing(t))

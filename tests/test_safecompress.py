@@ -226,7 +226,7 @@ class Crash(RuntimeError):
 def test_authors_resume_is_bit_identical_with_the_adversary(authors_run, tmp_path, monkeypatch):
     t, workdir, reference = authors_run
     calls = {"n": 0}
-    original = Trainer.batch
+    original = Trainer.batch_indices  # called once per training batch (host or device gather)
 
     def crashing(self, config, step, data_seed):
         calls["n"] += 1
@@ -234,10 +234,10 @@ def test_authors_resume_is_bit_identical_with_the_adversary(authors_run, tmp_pat
             raise Crash("killed")
         return original(self, config, step, data_seed)
 
-    monkeypatch.setattr(Trainer, "batch", crashing)
+    monkeypatch.setattr(Trainer, "batch_indices", crashing)
     with pytest.raises(Crash):
         AUTHORS.run(t, CFG, SPARSITY, tmp_path)
-    monkeypatch.setattr(Trainer, "batch", original)
+    monkeypatch.setattr(Trainer, "batch_indices", original)
     assert any((tmp_path / "phase_04" / "ckpt").iterdir()), "the crash should leave a periodic checkpoint"
     resumed = AUTHORS.run(t, CFG, SPARSITY, tmp_path)
     assert without_times(resumed) == without_times(reference)

@@ -24,6 +24,7 @@ import optax
 from jax.sharding import Mesh
 
 from ballot_jax.engine import checkpoints
+from ballot_jax.engine.device_data import device_train_data, gathering
 from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
 from ballot_jax.engine.model import Model
 from ballot_jax.engine.phases import describe, final_record, finished_phase, saved_item, train_phase
@@ -39,11 +40,14 @@ OnStep = Callable[[int, "TrainState"], None]  # on_step(step, state) before each
 
 # Steps dispatched ahead of the device. A few keep the device busy while the host prepares the next
 # batch; an unbounded queue of sharded steps deadlocks XLA:CPU's in-process all-reduce on several
-# devices (hundreds of queued steps: "Expected 4 threads to join the rendezvous", then an abort).
+# devices (hundreds of queued steps: "Expected 4 threads to join the rendezvous", then an abort), so
+# a mesh of several devices keeps 2. One device has no collective: a deeper queue hides the host's
+# per-step work (indices, transfer, dispatch) behind the device's.
 # Level r retrains on the data stream seeded seed + LEVEL_SEED_STRIDE * r: levels see different batch
 # orders, reproducibly, and never collide with the dense phase's stream (r = 0) for any seed < 1000.
 LEVEL_SEED_STRIDE = 1000
 MAX_STEPS_IN_FLIGHT = 2
+MAX_STEPS_IN_FLIGHT_ONE_DEVICE = 16
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,17 +183,19 @@ class Trainer:
     def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
         return shared_step(self.task, self.make_tx, config, objective or self.objective)
 
-    def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
-        """Global batch for ``step``: shuffled, or group-balanced when ``config.balanced_sampling``."""
-        train = self.task.data.train
+    def batch_indices(self, config: TrainConfig, step: int, data_seed: int) -> np.ndarray:
+        """Training-set rows of the global batch for ``step``: shuffled, or group-balanced when
+        ``config.balanced_sampling``."""
         if config.balanced_sampling:
             g = self.task.data.info.num_groups
             if config.batch_size % g:
                 raise ValueError(f"balanced sampling needs batch_size divisible by num_groups ({g})")
-            members = self._members()
-            idx = stratified_batch(members, config.batch_size // g, data_seed, step).reshape(-1)
-        else:
-            idx = shuffled_batch(len(train.y), config.batch_size, data_seed, step)
+            return stratified_batch(self._members(), config.batch_size // g, data_seed, step).reshape(-1)
+        return shuffled_batch(len(self.task.data.train.y), config.batch_size, data_seed, step)
+
+    def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
+        """Global batch for ``step`` (host arrays): the rows of :meth:`batch_indices`."""
+        train, idx = self.task.data.train, self.batch_indices(config, step, data_seed)
         return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx]}
 
     def _members(self) -> list[np.ndarray]:
@@ -222,16 +228,22 @@ class Trainer:
             state = periodic.restore(periodic.latest_step(), state)
             log(f"{desc}: resumed at step {int(state.step)}")
         step_fn = self.step_fn(config, objective)
+        mesh = self.task.mesh
+        data = device_train_data(self.task.data.train, mesh)
         start = int(state.step)
+        bound = MAX_STEPS_IN_FLIGHT if mesh.devices.size > 1 else MAX_STEPS_IN_FLIGHT_ONE_DEVICE
         in_flight: collections.deque[jax.Array] = collections.deque()
         with bar(until_step, desc, initial=start) as progress:
             for step in range(start, until_step):
                 if on_step is not None:
                     on_step(step, state)
-                batch = put_batch(self.batch(config, step, data_seed), self.task.mesh)
-                state, stats = step_fn(state, batch)
+                if data is not None:  # the batch is gathered on the device
+                    idx = put_batch(self.batch_indices(config, step, data_seed), mesh)
+                    state, stats = gathering(step_fn)(state, data, idx)
+                else:
+                    state, stats = step_fn(state, put_batch(self.batch(config, step, data_seed), mesh))
                 in_flight.append(stats["loss"])
-                if len(in_flight) > MAX_STEPS_IN_FLIGHT:
+                if len(in_flight) > bound:
                     in_flight.popleft().block_until_ready()
                 progress.update(1)
                 if not progress.disable and (step % 20 == 0 or step == until_step - 1):  # syncs the host
