@@ -5,7 +5,8 @@
 
 Each ``--run LABEL=WORKDIR[:METHOD]`` takes the finished records of METHOD (default: LABEL) from
 WORKDIR (its ``seed_*/...`` record files, so a run still in progress contributes what it finished)
-and names them LABEL; variants of one method that ran in separate workdirs (other options) thus
+and names them LABEL (``METHOD/SUBDIR``: one candidate of a method's search, e.g.
+``ballot/iterative_rewind/mu_0``); variants of one method that ran in separate workdirs (other options) thus
 become rows of their own. ``--against`` lists the labels compared, seed by seed, with every other
 label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, verdict).
 """
@@ -39,9 +40,27 @@ def read_record(path: pathlib.Path) -> dict[str, Any]:
 
 
 def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
-    """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``)."""
+    """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``).
+
+    ``METHOD/SUBDIR`` (e.g. ``ballot/iterative_rewind/mu_0``) reads one candidate of a method's
+    search instead: the last level record under ``seed_S/sparsity_X/METHOD/SUBDIR/level_NN`` of
+    every seed and sparsity, with its seed and target sparsity read off the path and its levels'
+    training time summed (an ablation read from a finished run, nothing retrained)."""
+    if "/" in method:
+        return [r for p in sorted(workdir.glob(f"seed_*/sparsity_*/{method}")) if (r := candidate_record(p))]
     pattern = "seed_*/dense.record.json" if method == "dense" else f"seed_*/sparsity_*/{method}.record.json"
     return [read_record(p) for p in sorted(workdir.glob(pattern))]
+
+
+def candidate_record(run_dir: pathlib.Path) -> dict[str, Any] | None:
+    """The record of one candidate run (its last finished level), or None if it has no finished level."""
+    levels = [read_record(p) for p in sorted(run_dir.glob("level_*/record.json"))]
+    if len(levels) < 2:
+        return None
+    sparsity_dir = next(d for d in run_dir.parents if d.name.startswith("sparsity_"))
+    return {**levels[-1], "target_sparsity": float(sparsity_dir.name.removeprefix("sparsity_")),
+            "seed": int(sparsity_dir.parent.name.removeprefix("seed_")),
+            "train_time_s": sum(r["train_time_s"] for r in levels)}
 
 
 def collect(specs: Sequence[str]) -> list[dict[str, Any]]:

@@ -376,3 +376,24 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
         compare.main(["--run", f"plain={tmp_path / 'b'}:ballot"])
     with pytest.raises(ValueError, match="LABEL=WORKDIR"):
         compare.parse_run("no_equals_sign")
+
+
+def test_compare_reads_one_candidate_of_a_search(tmp_path):
+    """``METHOD/SUBDIR``: the last level of one candidate run, its seed and target sparsity read off
+    the path, its levels' training time summed; a candidate without a finished level is skipped."""
+    from ballot_jax.engine import checkpoints
+    from experiments import compare
+
+    def level(seed, name, index, cwv):
+        run = tmp_path / f"seed_{seed}" / "sparsity_0.95" / "ballot" / name / "mu_0"
+        checkpoints.write_json(run / f"level_{index:02d}" / "record.json",
+                               {"level": index, "sparsity": 0.95 * index / 2, "kept": 10 - index, "train_time_s": 2.0,
+                                "test": {"accuracy": 0.8, "cwv": cwv, "mcd": 0.1}, "val": {"accuracy": 0.8, "cwv": cwv}})
+
+    for seed in (0, 1):
+        for index in range(3):
+            level(seed, "iterative_rewind", index, 0.01 * (index + 1) + seed)
+    level(2, "iterative_rewind", 0, 0.5)  # only its dense phase finished
+    records = compare.load_records(tmp_path, "ballot/iterative_rewind/mu_0")
+    assert [(r["seed"], r["target_sparsity"], r["level"], r["test"]["cwv"], r["train_time_s"]) for r in records] == [
+        (0, 0.95, 2, 0.03, 6.0), (1, 0.95, 2, 1.03, 6.0)]
