@@ -32,8 +32,11 @@ def final_checkpoint(workdir: pathlib.Path, method: str, seed: int, sparsity: fl
         final = directory / "final"
     else:
         record = run.record_path(directory)
-        if record.exists() and "search" in (chosen := checkpoints.read_json(record)):
-            directory = directory / f"mu_{chosen['disparity_weight']:g}"  # Ballot's chosen μ candidate
+        chosen = checkpoints.read_json(record) if record.exists() else {}
+        if "run_dir" in chosen:  # a method with a search (Ballot): its chosen candidate's levels
+            directory = directory / chosen["run_dir"]
+        elif "search" in chosen:  # records written before run_dir existed
+            directory = directory / f"mu_{chosen['disparity_weight']:g}"
         levels = sorted(directory.glob("level_*"))
         final = levels[-1] / "final" if levels else directory / "level_*" / "final"
     if not final.exists():

@@ -89,7 +89,7 @@ def magnitude(state, level):
 
 def levels(mesh, workdir):
     """One dense phase and one pruning level (``run_levels``) in ``workdir``; the per-level records."""
-    from ballot_jax.engine.loop import LevelPlan, run_levels
+    from ballot_jax.engine.levels import LevelPlan, run_levels
 
     return run_levels(task(mesh), config(), magnitude, LevelPlan([100]), workdir)
 

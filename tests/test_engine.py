@@ -5,7 +5,8 @@ import pytest
 
 import ballot_jax as bj
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, init_state, run_levels
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
+from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from engine_fixtures import mlp_model, toy_dataset

@@ -32,7 +32,8 @@ import ballot_jax as bj
 from ballot_jax import ballot
 from ballot_jax.data import DamagedArchiveError, load_dataset
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, init_state, run_levels
+from ballot_jax.engine.loop import Task, TrainConfig, init_state
+from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.grads import GroupGrads
 from ballot_jax.models import MODELS

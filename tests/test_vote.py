@@ -11,7 +11,8 @@ from hypothesis import given, settings, strategies as st
 import ballot_jax as bj
 from ballot_jax import vote
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, level_dir
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
+from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import Ballot
@@ -296,6 +297,8 @@ def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(t
     assert record["train_time_s"] == pytest.approx(own + search_time)  # the search is in the method's budget
     assert (tmp_path / "auto" / other / "mu_0" / "level_01" / "record.json").exists()
     assert not (tmp_path / "auto" / other / "mu_1").exists()  # μ is searched in the chosen mode only
+    assert record["run_dir"] == f"{expected_mode}/mu_{record['disparity_weight']:g}"
+    assert (tmp_path / "auto" / record["run_dir"] / f"level_{chosen_levels:02d}" / "final").is_dir()
     with pytest.raises(ValueError, match="fixed mode"):
         Ballot(pruning="auto").retrain_config(CFG)
 

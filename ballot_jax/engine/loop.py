@@ -1,13 +1,9 @@
-"""Training phases and the iterative pruning loop (open_lth-style levels), resumable at any point.
+"""Training phases: the config, the optimizer, the train state and the ``Trainer`` that runs a
+phase, resumable at any point.
 
-Level 0 trains the dense network for ``steps`` steps and saves the rewind point θ_k (the whole
-train state at step ``rewind_step``: weights, optimizer state, schedule and data position). Each
-level r >= 1 then: scores the previous level's final weights (a plug-in), keeps exactly
-``plan.keep_counts[r-1]`` weights (never reviving one), rewinds (or, for fine-tuning, keeps the
-trained weights), and retrains. Every finished artefact (rewind point, each level's mask, final
-state and metrics) is written once and skipped when the same command runs again; inside a phase,
-periodic checkpoints let a killed run continue from where it stopped with identical results,
-because batches and dropout keys are pure functions of (seed, step).
+Inside a phase, periodic checkpoints let a killed run continue from where it stopped with identical
+results, because batches and dropout keys are pure functions of (seed, step). The iterative pruning
+loop over phases is ``engine.levels``.
 """
 
 from __future__ import annotations
@@ -15,7 +11,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import pathlib
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,13 +23,11 @@ from ballot_jax.engine import checkpoints
 from ballot_jax.engine.device_data import device_train_data, gathering
 from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
 from ballot_jax.engine.model import Model
-from ballot_jax.engine.phases import describe, final_record, finished_phase, saved_item, train_phase
 from ballot_jax.engine.progress import bar, log
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from ballot_jax.engine.steps import Objective, TrainState, evaluate, make_predict, make_train_step, mean_cross_entropy
 from ballot_jax.masks import Mask, Prunable, apply_mask, default_prunable, make_mask
 from ballot_jax.optim import FixedMaskState, fixed_mask, with_mask
-from ballot_jax.pruning import prune_to_count
 
 PyTree = Any
 OnStep = Callable[[int, "TrainState"], None]  # on_step(step, state) before each training step
@@ -43,9 +37,6 @@ OnStep = Callable[[int, "TrainState"], None]  # on_step(step, state) before each
 # devices (hundreds of queued steps: "Expected 4 threads to join the rendezvous", then an abort), so
 # a mesh of several devices keeps 2. One device has no collective: a deeper queue hides the host's
 # per-step work (indices, transfer, dispatch) behind the device's.
-# Level r retrains on the data stream seeded seed + LEVEL_SEED_STRIDE * r: levels see different batch
-# orders, reproducibly, and never collide with the dense phase's stream (r = 0) for any seed < 1000.
-LEVEL_SEED_STRIDE = 1000
 MAX_STEPS_IN_FLIGHT = 2
 MAX_STEPS_IN_FLIGHT_ONE_DEVICE = 16
 
@@ -260,124 +251,3 @@ class Trainer:
         return evaluate(
             self.predict, state.params, state.model_state, split, info.num_classes, info.num_groups, self.task.mesh
         )
-
-
-ScoreFn = Callable[[TrainState, int], PyTree]
-# observe(level, directory) -> on_step hook (or None) for the phase whose final state is scored to
-# prune ``level``; ``directory`` is that phase's directory, for any artefact the hook writes.
-Observer = Callable[[int, pathlib.Path], "OnStep | None"]
-
-
-@dataclasses.dataclass(frozen=True)
-class LevelPlan:
-    """The pruning schedule of an iterative run.
-
-    keep_counts: weights kept after each level (``ballot_jax.pruning_plan``); rewind: rewind to θ_k
-    before retraining (False: fine-tune the trained weights with a fresh optimizer, as magnitude
-    pruning does); retrain: the phase config of levels >= 1 (default: the dense config).
-    """
-
-    keep_counts: Sequence[int]
-    rewind: bool = True
-    retrain: TrainConfig | None = None
-    retrain_objective: Objective | None = None  # the loss of levels >= 1 (default: the trainer's)
-    observe: Observer | None = None  # hooks into the training that precedes each pruning step
-
-
-def run_levels(
-    task: Task,
-    config: TrainConfig,
-    score_fn: ScoreFn,
-    plan: LevelPlan,
-    workdir: str | pathlib.Path,
-    *,
-    prunable: Prunable = default_prunable,
-    trainer: Trainer | None = None,
-    name: str = "run",
-    dense_dir: str | pathlib.Path | None = None,
-) -> list[dict[str, Any]]:
-    """Dense training, then one level per entry of ``plan.keep_counts``; returns per-level records.
-
-    ``score_fn(state, level)`` scores the prunable weights of the previous level's final ``state``
-    (higher = keep). Records hold val/test metrics, sparsity and wall time; they are also written to
-    ``workdir/level_NN/record.json``, whose presence marks the level finished. ``dense_dir`` (default
-    ``workdir/level_00``) holds level 0: methods run with the same config and seed can share it.
-    """
-    workdir = pathlib.Path(workdir)
-    trainer = trainer or Trainer(task)
-    retrain = plan.retrain or config
-    fresh = init_state(task, config, prunable)
-    records = []
-
-    # Level 0: dense training, saving θ_k on the way.
-    d0 = pathlib.Path(dense_dir) if dense_dir is not None else level_dir(workdir, 0)
-    rewind_path = d0 / "rewind"
-
-    def save_rewind(step: int, state: TrainState) -> None:
-        if step == config.rewind_step and not checkpoints.item_exists(rewind_path):
-            checkpoints.save_item(rewind_path, state)
-
-    def observer(level: int, directory: pathlib.Path) -> OnStep | None:
-        return plan.observe(level, directory) if plan.observe is not None and level <= len(plan.keep_counts) else None
-
-    watch = observer(1, d0)
-    if watch is not None and dense_dir is not None:
-        raise ValueError("a plan that observes training cannot share a dense level 0 (dense_dir) it did not watch")
-    state, record = _run_phase(
-        trainer, fresh, config, config.steps, d0, data_seed=config.seed, on_step=_both(save_rewind, watch),
-        desc=f"{name} dense", level=0,
-    )
-    records.append(record)
-    rewind_state = checkpoints.load_item(rewind_path, fresh)
-
-    for level, keep in enumerate(plan.keep_counts, start=1):
-        d = level_dir(workdir, level)
-        mask = saved_item(
-            d / "mask", state.mask, lambda: prune_to_count(score_fn(state, level), state.mask, int(keep))
-        )
-        if plan.rewind and retrain.rewind_lr:
-            start = set_mask(rewind_state, mask)
-        elif plan.rewind:
-            start = reset_optimizer(rewind_state, retrain, mask)
-        else:
-            start = reset_optimizer(state, retrain, mask)
-        state, record = _run_phase(
-            trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + LEVEL_SEED_STRIDE * level,
-            desc=f"{name} level {level}", level=level, objective=plan.retrain_objective,
-            on_step=observer(level + 1, d),
-        )
-        records.append(record)
-    return records
-
-
-def _both(first: OnStep, second: OnStep | None) -> OnStep:
-    if second is None:
-        return first
-
-    def both(step: int, state: TrainState) -> None:
-        first(step, state)
-        second(step, state)
-
-    return both
-
-
-def level_dir(workdir: pathlib.Path, level: int) -> pathlib.Path:
-    """The directory of ``level`` under a run's ``workdir`` (level 0: the dense phase)."""
-    return pathlib.Path(workdir) / f"level_{level:02d}"
-
-
-def _run_phase(trainer, state, config, until_step, directory, *, data_seed, desc, level, on_step=None, objective=None):
-    """Train one level (or load it if finished), evaluate, and write its record."""
-    finished = finished_phase(directory, state)
-    if finished is not None:
-        return finished
-    state, train_time = train_phase(
-        trainer, state, config, until_step, directory, data_seed=data_seed, desc=desc, on_step=on_step,
-        objective=objective,
-    )
-    record = final_record(
-        level, state.mask, state.params, train_time, lambda split: trainer.evaluate(state, split), trainer.task.data
-    )
-    checkpoints.write_json(directory / "record.json", record)
-    log(f"{desc}: {describe(record)}")
-    return state, record

@@ -1,6 +1,6 @@
 """Phases on disk: written once, skipped when the same command runs again.
 
-What the levels loop (``loop.run_levels``) and the methods with phase loops of their own
+What the levels loop (``levels.run_levels``) and the methods with phase loops of their own
 (SafeCompress, FairScratch) share: an artefact made once and then loaded (``saved_item``), a phase
 trained with periodic checkpoints and its final state saved (``train_phase``) or loaded once
 finished (``finished_phase``: ``final`` and ``record.json`` both present), the record of a final

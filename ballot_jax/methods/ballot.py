@@ -39,7 +39,8 @@ import optax
 
 from ballot_jax import ballot, vote
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import LevelPlan, Task, Trainer, TrainConfig, dense_mask, level_dir, run_levels
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
+from ballot_jax.engine.levels import LevelPlan, level_dir, run_levels
 from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
@@ -278,6 +279,7 @@ class Ballot:
         mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
                        for m, r in tried.items()}
         return {**record, "mode": chosen, "mode_search": mode_search,
+                "run_dir": str(pathlib.PurePosixPath(chosen, record.get("run_dir", ""))),
                 "search_steps": record.get("search_steps", 0) + extra_steps,
                 "search_time_s": record.get("search_time_s", 0.0) + extra_time,
                 "train_time_s": record["train_time_s"] + extra_time}
@@ -331,6 +333,7 @@ class Ballot:
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=chosen,
             search=search, search_steps=search_steps, search_time_s=search_time,
+            run_dir=f"mu_{chosen:g}",  # the chosen candidate's levels, relative to the method's workdir
         )
         record["train_time_s"] += search_time  # the search is part of the method's budget
         return record

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, run_levels
+from ballot_jax.engine.loop import Task, TrainConfig
+
+from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.methods.base import Record, finish_record
 from ballot_jax.methods.lth import magnitude_score_fn
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
-from ballot_jax.engine.loop import LevelPlan, Task, TrainConfig, dense_mask, run_levels
+from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
+
+from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.pruning import magnitude_scores
 
