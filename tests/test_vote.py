@@ -16,7 +16,8 @@ from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import Ballot
-from ballot_jax.methods.ballot import choose_within_epsilon, make_vote_grads, vote_points
+from ballot_jax.methods.ballot import choose_within_epsilon
+from ballot_jax.methods.ballot_vote import make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
 
 
