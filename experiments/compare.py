@@ -8,7 +8,8 @@ WORKDIR (its ``seed_*/...`` record files, so a run still in progress contributes
 and names them LABEL (``METHOD/SUBDIR``: one candidate of a method's search, e.g.
 ``ballot/iterative_rewind/mu_0``); variants of one method that ran in separate workdirs (other options) thus
 become rows of their own. ``--against`` lists the labels compared, seed by seed, with every other
-label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, verdict).
+label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, verdict), and a
+last section, "Verdicts at a glance", gives one line per pair: accuracy, CWV and MCD.
 """
 
 from __future__ import annotations
@@ -75,6 +76,32 @@ def collect(specs: Sequence[str]) -> list[dict[str, Any]]:
     return records
 
 
+SUMMARY_METRICS = ("accuracy", "cwv", "mcd")
+
+
+def verdict_summary(paired: Sequence[dict[str, Any]]) -> list[str]:
+    """One line per (method, baseline, sparsity) of the paired comparisons: accuracy's mean paired
+    difference (points) with its CI, and the verdicts on CWV and MCD (lines of a Markdown table)."""
+    rows: dict[tuple[str, str, float], dict[str, dict[str, Any]]] = {}
+    for e in paired:
+        if e["metric"] in SUMMARY_METRICS:
+            rows.setdefault((e["method"], e["baseline"], e["sparsity"]), {})[e["metric"]] = e
+
+    def cell(e: dict[str, Any] | None, scale: float, spec: str) -> str:
+        if e is None or "error" in e or e.get("ci_low") is None:
+            return "n/a" if e is None else e["verdict"]
+        return (f"{e['mean_difference'] * scale:{spec}} [{e['ci_low'] * scale:{spec}}, {e['ci_high'] * scale:{spec}}]"
+                f" {e['wins']}/{e['n']}: {e['verdict']}")
+
+    lines = ["## Verdicts at a glance", "",
+             "Mean paired difference (method − baseline, test split) [95% CI] wins/n: verdict; accuracy in points.", "",
+             "| Method vs baseline | Sparsity | Accuracy | CWV | MCD |", "|---|---|---|---|---|"]
+    for (method, baseline, sparsity), m in rows.items():
+        lines.append(f"| {method} vs {baseline} | {sparsity:g} | {cell(m.get('accuracy'), 100, '+.2f')} | "
+                     f"{cell(m.get('cwv'), 1, '+.5f')} | {cell(m.get('mcd'), 1, '+.4f')} |")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True, help="LABEL=WORKDIR[:METHOD]")
@@ -85,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     against = [a for a in args.against.split(",") if a] or None
     reference = against[0] if against else reports.REFERENCE
     text = reports.results_markdown(records, reference=reference, against=against)
+    text += "\n\n" + "\n".join(verdict_summary(reports.paired_comparisons(records, against=against, reference=reference)))
     if args.out:
         pathlib.Path(args.out).write_text(text)
     print(text)

@@ -370,6 +370,10 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
                          "--against", "tuned"])
     assert "| tuned | 0.800 |" in text and "| plain | 0.800 |" in text
     assert "### tuned vs plain, sparsity 0.8" in text and "significant, better" in text
+    summary = text[text.index("## Verdicts at a glance"):]
+    row = next(line for line in summary.splitlines() if line.startswith("| tuned vs plain | 0.8 |"))
+    assert row.endswith("| -0.00400 [-0.00400, -0.00400] 5/5: significant, better | -0.0400 [-0.0400, -0.0400] 5/5: "
+                        "significant, better |"), row
     path = tmp_path / "b" / "seed_0" / "sparsity_0.8" / "ballot.record.json"
     path.write_text(path.read_text().replace("0.005", "0.004"))
     with pytest.raises(checkpoints.CheckpointMismatchError, match="checksum"):
