@@ -10,13 +10,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ballot_jax as bj
+from ballot_jax import drop_grow, objectives
 from ballot_jax.data.base import Split
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, set_mask
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.methods import dynamic_sparse, edge_popup
 from ballot_jax.methods import safecompress as sc
-from ballot_jax import objectives
 from ballot_jax.methods.fairscratch import FairScratch
 from ballot_jax.methods.safecompress import SafeCompress
 from ballot_jax.layer_budgets import distribute_keep_counts, erk_keep_counts
@@ -113,7 +113,7 @@ def test_drop_and_grow_keeps_counts_and_grown_weights_start_at_zero():
     method = SafeCompress(preset="ours")
     masks = method.candidate_masks(state, grads, 0.3, jax.random.PRNGKey(2))
     assert len(masks) == len(method.candidates)
-    counts = dynamic_sparse.drop_counts(state.mask, 0.3)
+    counts = drop_grow.drop_counts(state.mask, 0.3)
     assert counts[0] == round(0.3 * before[0]) > 0
     stale = 0
     for kind, mask in zip(method.candidates, masks):
@@ -158,9 +158,9 @@ def test_safety_test_picks_fairest_within_tolerance():
 
 
 def test_drop_fraction_schedule():
-    assert dynamic_sparse.update_schedule(100, 10, 0.75) == [10, 20, 30, 40, 50, 60, 70]
-    assert dynamic_sparse.cosine_drop_fraction(0, 75, 0.3) == pytest.approx(0.3)
-    assert dynamic_sparse.cosine_drop_fraction(75, 75, 0.3) == pytest.approx(0.0)
+    assert drop_grow.update_schedule(100, 10, 0.75) == [10, 20, 30, 40, 50, 60, 70]
+    assert drop_grow.cosine_drop_fraction(0, 75, 0.3) == pytest.approx(0.3)
+    assert drop_grow.cosine_drop_fraction(75, 75, 0.3) == pytest.approx(0.0)
     with pytest.raises(ValueError):
         SafeCompress(preset="ours", candidates=("magnitude",))
     with pytest.raises(ValueError):

@@ -12,7 +12,7 @@ import optax
 from hypothesis import given, settings, strategies as st
 
 import ballot_jax as bj
-from ballot_jax import ballot, pruning, vote
+from ballot_jax import ballot, drop_grow, pruning, vote
 
 HOST_ONLY = {
     "num_prunable": "a Python int from shapes (static under jit)",
@@ -27,6 +27,12 @@ HOST_ONLY = {
     "is_unprunable": "an is_leaf predicate",
     "mask_leaves": "a list of leaves",
     "fairness_improvement": "host arithmetic on two reports",
+    "drop_grow.cosine_drop_fraction": "host float: the schedule of drop fractions",
+    "drop_grow.update_schedule": "host integers: the update steps",
+    "drop_grow.active_counts": "host integers from a concrete mask",
+    "drop_grow.drop_counts": "host integers from a concrete mask",
+    "drop_grow.ceil_drop_counts": "host integers from a concrete mask",
+    "drop_grow.regrown_dropped": "a host count, for logs",
 }
 
 
@@ -82,6 +88,22 @@ def test_pruning_entry_points_jit_with_traced_inputs():
     _same(pruning.random_mask, jax.random.key(1), mask, [10, 20])
     _same(pruning.uniform_scores, jax.random.key(1), mask)
     _same(bj.magnitude_scores, params, mask)
+
+
+def test_drop_and_grow_jits_with_traced_counts():
+    """RigL-style drop/grow (SafeCompress's mask update) under jit, counts traced: the same mask as
+    eager with host counts, and every leaf keeps its active count."""
+    params = _params()
+    mask = bj.prune(bj.magnitude_scores(params, bj.make_mask(params)), bj.make_mask(params), 0.6, scope="layer")
+    grow = bj.magnitude_scores(jax.tree.map(lambda p: jnp.cos(3.0 * p), params), mask)
+    counts = drop_grow.drop_counts(mask, 0.3)
+    for regrow in (False, True):
+        eager = drop_grow.drop_and_grow(params, mask, grow, counts, regrow)
+        jitted = jax.jit(drop_grow.drop_and_grow, static_argnums=4)(params, mask, grow, jnp.asarray(counts), regrow)
+        chex.assert_trees_all_equal(jitted, eager)
+        assert drop_grow.active_counts(jitted) == drop_grow.active_counts(mask)
+        assert sum(drop_grow.active_counts(jax.tree.map(lambda a, b: None if a is None else a & ~b, jitted, mask,
+                                                        is_leaf=lambda x: x is None))) > 0  # something grew
 
 
 def test_mask_functions_jit():

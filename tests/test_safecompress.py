@@ -12,6 +12,7 @@ import optax
 import pytest
 
 import ballot_jax as bj
+from ballot_jax import drop_grow
 from ballot_jax.data.base import Dataset, DatasetInfo, Split
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, set_mask
@@ -75,7 +76,7 @@ def test_authors_drop_rate_is_their_cosine_from_half_to_the_floor():
     assert (method.setting("drop_fraction"), method.setting("drop_floor"), method.setting("stop_fraction")) == (
         0.5, 0.005, 1.0,
     )
-    d = lambda t: dynamic_sparse.cosine_drop_fraction(t, 1000, 0.5, 0.005)  # noqa: E731
+    d = lambda t: drop_grow.cosine_drop_fraction(t, 1000, 0.5, 0.005)  # noqa: E731
     assert d(0) == 0.5
     assert d(1000) == pytest.approx(0.005, abs=1e-12) and d(5000) == pytest.approx(0.005, abs=1e-12)
     assert d(500) == pytest.approx((0.5 + 0.005) / 2)
@@ -85,13 +86,13 @@ def test_authors_drop_rate_is_their_cosine_from_half_to_the_floor():
     values = [d(t) for t in range(0, 1001, 50)]
     assert all(a > b for a, b in zip(values, values[1:]))
     # our preset's schedule is unchanged: 0.3 to exactly 0 at T_end
-    assert dynamic_sparse.cosine_drop_fraction(75, 75, 0.3) == 0.0 and dynamic_sparse.cosine_drop_fraction(0, 75, 0.3) == 0.3
+    assert drop_grow.cosine_drop_fraction(75, 75, 0.3) == 0.0 and drop_grow.cosine_drop_fraction(0, 75, 0.3) == 0.3
 
 
 def test_authors_update_count_matches_their_readme():
     # Their README: 300 epochs of 391 CIFAR-100 batches = 117,300 steps, an update every 4,000: 29.
     assert round(safecompress_options.AUTHORS_UPDATE_FRACTION * 117_300) == 4000
-    assert len(dynamic_sparse.update_schedule(117_300, 4000, 1.0)) == 29
+    assert len(drop_grow.update_schedule(117_300, 4000, 1.0)) == 29
     t = task()
     cfg = TrainConfig(steps=200, batch_size=16)
     run_schedule = SafeCompress().run_schedule(t, cfg, 0.8)
@@ -109,17 +110,17 @@ def test_authors_update_count_matches_their_readme():
 
 def test_ceil_drop_counts_and_regrowth_of_dropped_weights():
     mask = {"a": jnp.asarray(np.arange(40).reshape(5, 8) % 2 == 0), "b": jnp.ones((4, 3), bool)}
-    assert dynamic_sparse.ceil_drop_counts(mask, 0.005) == [1, 1]  # ceil: at least one per leaf
-    assert dynamic_sparse.ceil_drop_counts(mask, 0.5) == [10, 6]
-    assert dynamic_sparse.drop_counts(mask, 0.5) == [10, 0]  # ours: capped by the inactive count
+    assert drop_grow.ceil_drop_counts(mask, 0.005) == [1, 1]  # ceil: at least one per leaf
+    assert drop_grow.ceil_drop_counts(mask, 0.5) == [10, 6]
+    assert drop_grow.drop_counts(mask, 0.5) == [10, 0]  # ours: capped by the inactive count
     params = {"a": jnp.asarray(np.arange(1, 41, dtype=np.float32).reshape(5, 8)), "b": jnp.ones((4, 3))}
     params = bj.apply_mask(params, mask)
     # grow scores that favour exactly the weights just dropped: they come back (the authors' code)
     scores = {"a": jnp.where(mask["a"], 100.0 - params["a"], 0.0), "b": jnp.zeros((4, 3))}
-    kept = dynamic_sparse.drop_and_grow(params, mask, scores, [10, 6], regrow_dropped=True)
+    kept = drop_grow.drop_and_grow(params, mask, scores, [10, 6], regrow_dropped=True)
     np.testing.assert_array_equal(np.asarray(kept["a"]), np.asarray(mask["a"]))
     np.testing.assert_array_equal(np.asarray(kept["b"]), np.ones((4, 3), bool))  # a dense leaf stays dense
-    moved = dynamic_sparse.drop_and_grow(params, mask, scores, [10, 0])  # ours: only previously inactive weights
+    moved = drop_grow.drop_and_grow(params, mask, scores, [10, 0])  # ours: only previously inactive weights
     assert int(np.sum(np.asarray(moved["a"]) & ~np.asarray(mask["a"]))) == 10
 
 
@@ -143,7 +144,7 @@ def test_authors_run_record_and_logged_safety_test(authors_run):
     assert record["pretrain_steps"] == 66
     assert [u["step"] for u in record["mask_updates"]] == run_schedule["updates"]
     for u in record["mask_updates"]:
-        assert u["drop_fraction"] == pytest.approx(dynamic_sparse.cosine_drop_fraction(u["step"], 100, 0.5, 0.005))
+        assert u["drop_fraction"] == pytest.approx(drop_grow.cosine_drop_fraction(u["step"], 100, 0.5, 0.005))
         # the safety test is logged and decides nothing: no candidates, no choice
         assert {"val_accuracy", "mcd", "adversary_val_accuracy"} <= set(u["safety_test"])
         assert "chosen" not in u and "candidates" not in u
@@ -158,9 +159,9 @@ def test_authors_growth_is_random_by_default(authors_run):
     for u, step in enumerate(run_schedule["updates"], start=1):
         before = checkpoints.load_item(workdir / f"phase_{b.index(step) - 1:02d}" / "final", like)
         saved = checkpoints.load_item(workdir / f"update_{u:02d}" / "mask", like.mask)
-        counts = dynamic_sparse.ceil_drop_counts(before.mask, dynamic_sparse.cosine_drop_fraction(step, 100, 0.5, 0.005))
+        counts = drop_grow.ceil_drop_counts(before.mask, drop_grow.cosine_drop_fraction(step, 100, 0.5, 0.005))
         assert counts == record["mask_updates"][u - 1]["drop_counts"]
-        random = dynamic_sparse.drop_and_grow(
+        random = drop_grow.drop_and_grow(
             before.params, before.mask, uniform_scores(jax.random.fold_in(key, u), before.mask), counts,
             regrow_dropped=True,
         )
@@ -174,7 +175,7 @@ def test_authors_growth_is_random_by_default(authors_run):
     )
     scores = jax.tree.map(lambda m, g: None if m is None else jnp.abs(g), before.mask, grads, is_leaf=bj.is_unprunable)
     counts = record["mask_updates"][0]["drop_counts"]
-    by_gradient = dynamic_sparse.drop_and_grow(before.params, before.mask, scores, counts, regrow_dropped=True)
+    by_gradient = drop_grow.drop_and_grow(before.params, before.mask, scores, counts, regrow_dropped=True)
     saved = checkpoints.load_item(workdir / "update_01" / "mask", like.mask)
     assert any(not np.array_equal(a, b) for a, b in zip(bj.mask_leaves(saved), bj.mask_leaves(by_gradient)))
 

@@ -46,7 +46,8 @@ adversary and its optimizer state inside the checkpointed state) whose final sta
 update's mask and its log are saved; ``workdir/record.json`` marks the whole run finished.
 
 The pieces: options, checks and the run schedule (budget, update steps) ``safecompress_options.py``;
-drop, growth and grown weights ``dynamic_sparse.py``; the adversary ``adversary.py``; min-max training ``minmax.py``; phases on
+drop and growth ``ballot_jax.drop_grow`` (the core); candidates and grown weights
+``dynamic_sparse.py``; the adversary ``adversary.py``; min-max training ``minmax.py``; phases on
 disk ``engine/phases.py``.
 """
 
@@ -69,10 +70,8 @@ from ballot_jax.engine.steps import TrainState
 from ballot_jax.masks import Mask
 from ballot_jax.methods.adversary import group_prior_accuracy, init_adversary
 from ballot_jax.methods.base import Record, finish_record
-from ballot_jax.methods.dynamic_sparse import (
-    candidate_masks, ceil_drop_counts, cosine_drop_fraction, drop_and_grow, drop_counts, make_grad_fn, regrown_dropped,
-    start_with_mask,
-)
+from ballot_jax.drop_grow import ceil_drop_counts, cosine_drop_fraction, drop_and_grow, drop_counts, regrown_dropped
+from ballot_jax.methods.dynamic_sparse import candidate_masks, make_grad_fn, start_with_mask
 from ballot_jax.methods.minmax import AdversarialTrainer, SafeState
 from ballot_jax.methods.safecompress_options import LOWER_IS_BETTER, SafeCompressOptions
 from ballot_jax.pruning import magnitude_scores, random_mask, uniform_scores

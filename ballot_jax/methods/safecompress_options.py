@@ -11,7 +11,7 @@ from typing import Any
 from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.methods.adversary import ADVERSARY_INPUTS
 from ballot_jax.methods.base import budget_steps, level_keep_counts
-from ballot_jax.methods.dynamic_sparse import update_schedule
+from ballot_jax.drop_grow import update_schedule
 from ballot_jax.layer_budgets import erk_keep_counts
 
 PRESETS = ("authors", "ours")
