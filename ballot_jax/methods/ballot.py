@@ -11,9 +11,10 @@ Selection (``selection``):
 - ``"vote"`` (the authors' mechanism, ``ballot_jax.vote``; the loop's hooks: ``ballot_vote``): at
   ``vote_points`` evenly spaced points of the phase that precedes the pruning step (the dense
   training for level 1), one ballot of the ``keep_counts[r]`` best alive weights by ``vote_kind``;
-  the weights with the most votes are kept (ties by |w|). Each ballot is written to ``<phase dir>/votes/`` as it is cast, so a killed run
-  resumes with the same votes. The vote watches the dense phase, so it trains its own level 0
-  (the same weights as the shared one: same seed, deterministic) instead of reusing it.
+  the weights with the most votes are kept (ties by |w|). Each ballot is written to
+  ``<phase dir>/votes/`` as it is cast, so a killed run resumes with the same votes. The vote
+  watches the dense phase, so it trains its own level 0 (the same weights as the shared one: same
+  seed, deterministic) instead of reusing it.
 - ``"conflict"`` (ours): per-group gradients and losses of the trained weights from one sharded,
   vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored by
   ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
@@ -58,7 +59,8 @@ class Ballot:
     # "auto": one shot + fine-tuning or iterative + rewinding, the more accurate on validation (per run)
     # | "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
     pruning: str = "auto"
-    rewind: bool = False  # False: fine-tune the trained weights (fresh optimizer) | True: from θ_k (LTH); "auto" sets it
+    # False: fine-tune the trained weights (fresh optimizer) | True: from θ_k (LTH); "auto" sets it
+    rewind: bool = False
     score: ballot.BallotConfig = ballot.BallotConfig()
     score_batches: int = 8  # stratified batches averaged for the per-group gradients
     per_group_batch: int = 32  # B_g: examples of each group in one stratified batch
