@@ -12,6 +12,7 @@ from ballot_jax.masks import (
     default_prunable,
     intersect_masks,
     is_unprunable,
+    kept_per_leaf,
     make_mask,
     mask_leaves,
     mask_overlap,

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ballot_jax.masks import Mask, is_unprunable, mask_leaves
+from ballot_jax.masks import Mask, is_unprunable, kept_per_leaf, mask_leaves
 from ballot_jax.pruning import keep_top_k_per_leaf, magnitude_scores
 
 PyTree = Any
@@ -42,20 +42,15 @@ def update_schedule(budget: int, update_every: int, stop_fraction: float) -> lis
     return [t for t in range(update_every, budget, update_every) if t <= t_end]
 
 
-def active_counts(mask: Mask) -> list[int]:
-    """Active (kept) weights per prunable leaf of a concrete mask, host integers."""
-    return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
-
-
 def drop_counts(mask: Mask, drop_fraction: float) -> list[int]:
     """k_l = min(round(d·active_l), inactive_l) per prunable leaf (host integers; SafeCompress, ours)."""
     sizes = [int(np.size(m)) for m in mask_leaves(mask)]
-    return [min(round(drop_fraction * a), n - a) for a, n in zip(active_counts(mask), sizes)]
+    return [min(round(drop_fraction * a), n - a) for a, n in zip(kept_per_leaf(mask), sizes)]
 
 
 def ceil_drop_counts(mask: Mask, drop_fraction: float) -> list[int]:
     """k_l = ceil(d·active_l) per prunable leaf (SafeCompress's authors: their ``magnitude_death``)."""
-    return [min(math.ceil(drop_fraction * a), a) for a in active_counts(mask)]
+    return [min(math.ceil(drop_fraction * a), a) for a in kept_per_leaf(mask)]
 
 
 def _invert(mask: Mask) -> Mask:
@@ -96,7 +91,6 @@ def regrown_dropped(params: PyTree, mask: Mask, new_mask: Mask, counts: Sequence
 
 
 __all__ = [
-    "active_counts",
     "ceil_drop_counts",
     "cosine_drop_fraction",
     "drop_and_grow",

@@ -132,6 +132,12 @@ def num_kept(mask: Mask) -> jax.Array:
     return sum(jnp.sum(m, dtype=jnp.int32) for m in leaves)
 
 
+def kept_per_leaf(mask: Mask) -> list[int]:
+    """Kept (True) entries of each prunable leaf of a concrete mask, as host integers (not jit-able:
+    for plans, counts and logs)."""
+    return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
+
+
 def sparsity(mask: Mask) -> jax.Array:
     """Fraction of prunable entries that are pruned (0 = dense). Jit-able."""
     n = num_prunable(mask)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ballot_jax.masks import Mask, is_unprunable, map_prunable_with_keys, mask_leaves
+from ballot_jax.masks import Mask, is_unprunable, kept_per_leaf, map_prunable_with_keys, mask_leaves
 from ballot_jax.tracing import is_traced
 
 PyTree = Any
@@ -158,10 +158,6 @@ def _check_scores_usable(scores: PyTree, mask: Mask, allow_nan: bool) -> None:
         check_no_nan(scores, mask)
 
 
-def _alive_counts(mask: Mask) -> list[int]:
-    return [int(np.sum(np.asarray(m))) for m in mask_leaves(mask)]
-
-
 def _removed(fraction: Any, alive: jax.Array) -> jax.Array:
     """Traced ``round(fraction * alive)`` (float32, round half to even), int32."""
     product = jnp.asarray(fraction, jnp.float32) * alive.astype(jnp.float32)
@@ -194,7 +190,7 @@ def prune(
         return _prune_traced(scores, mask, fraction, scope) if mask_leaves(mask) else mask
     fraction = _check_fraction("fraction", fraction)
     _check_scores_usable(scores, mask, allow_nan)
-    alive = _alive_counts(mask)
+    alive = kept_per_leaf(mask)
     if scope == "global":
         n = sum(alive)
         return keep_top_k_global(scores, mask, jnp.int32(n - round(fraction * n)))
@@ -226,7 +222,7 @@ def prune_to_sparsity(
         return keep_top_k_per_leaf(scores, mask, jnp.stack([keep(n) for n in sizes]))
     sparsity = _check_fraction("sparsity", sparsity)
     _check_scores_usable(scores, mask, allow_nan)
-    alive = _alive_counts(mask)
+    alive = kept_per_leaf(mask)
     if scope == "global":
         target = num_keep_for_sparsity(sum(sizes), sparsity)
         if target > sum(alive):
@@ -290,7 +286,7 @@ def prune_to_count(scores: PyTree, mask: Mask, num_keep: int, *, allow_nan: bool
         _check_scores(scores, mask)
         return keep_top_k_global(scores, mask, jnp.asarray(num_keep, jnp.int32))
     _check_scores_usable(scores, mask, allow_nan)
-    alive = sum(_alive_counts(mask))
+    alive = sum(kept_per_leaf(mask))
     if not 0 <= num_keep <= alive:
         raise ValueError(f"num_keep must be in [0, {alive}] (alive weights), got {num_keep}")
     return keep_top_k_global(scores, mask, jnp.int32(num_keep))
@@ -305,7 +301,7 @@ def random_mask(key: jax.Array, mask: Mask, keep_counts: Sequence[int]) -> Mask:
     if len(keep_counts) != len(mask_leaves(mask)):
         raise ValueError(f"need one count per prunable leaf ({len(mask_leaves(mask))}), got {len(keep_counts)}")
     if not is_traced(mask, keep_counts):
-        alive = _alive_counts(mask)
+        alive = kept_per_leaf(mask)
         if any(not 0 <= int(k) <= a for k, a in zip(keep_counts, alive)):
             raise ValueError(f"keep_counts {list(keep_counts)} exceed the alive counts {alive}")
     counts = jnp.stack([jnp.asarray(k, jnp.int32) for k in keep_counts]) if keep_counts else jnp.zeros(0, jnp.int32)

@@ -33,10 +33,6 @@ def task(num_devices=1):
     return Task(mlp_model(), toy_dataset(), data_mesh(jax.devices()[:num_devices]))
 
 
-def leaf_counts(mask):
-    return [int(np.sum(np.asarray(m))) for m in bj.mask_leaves(mask)]
-
-
 # ------------------------------------------------------------------------------------------------
 # ERK
 
@@ -81,7 +77,7 @@ def test_random_mask_has_the_requested_counts():
     counts = erk_keep_counts(mask, 0.7)
     m1 = random_mask(jax.random.PRNGKey(0), mask, counts)
     m2 = random_mask(jax.random.PRNGKey(1), mask, counts)
-    assert leaf_counts(m1) == counts == leaf_counts(m2)
+    assert bj.kept_per_leaf(m1) == counts == bj.kept_per_leaf(m2)
     assert not all(np.array_equal(a, b) for a, b in zip(bj.mask_leaves(m1), bj.mask_leaves(m2)))
 
 
@@ -108,7 +104,7 @@ def trained_sparse_state(t):
 def test_drop_and_grow_keeps_counts_and_grown_weights_start_at_zero():
     t = task()
     state, cfg = trained_sparse_state(t)
-    before = leaf_counts(state.mask)
+    before = bj.kept_per_leaf(state.mask)
     grads = jax.tree.map(lambda p: jnp.asarray(np.random.default_rng(0).normal(size=p.shape), p.dtype), state.params)
     method = SafeCompress(preset="ours")
     masks = method.candidate_masks(state, grads, 0.3, jax.random.PRNGKey(2))
@@ -117,7 +113,7 @@ def test_drop_and_grow_keeps_counts_and_grown_weights_start_at_zero():
     assert counts[0] == round(0.3 * before[0]) > 0
     stale = 0
     for kind, mask in zip(method.candidates, masks):
-        assert leaf_counts(mask) == before, f"{kind}: active count changed"
+        assert bj.kept_per_leaf(mask) == before, f"{kind}: active count changed"
         start = dynamic_sparse.start_with_mask(state, mask, cfg)
         assert int(bj.num_kept(start.mask)) == sum(before)
         trace = start.opt_state.inner_state[1][0].trace  # chain(add_decayed_weights, sgd): sgd's momentum
@@ -186,11 +182,11 @@ def test_safecompress_exact_sparsity_constant_count_no_regrowth(safecompress_run
     assert len(record["mask_updates"]) == len(run_schedule["updates"]) > 0
     like = init_state(t, run_schedule["train_config"])
     prev = checkpoints.load_item(workdir / "mask_00", like.mask)
-    assert leaf_counts(prev) == run_schedule["keep_counts"]
+    assert bj.kept_per_leaf(prev) == run_schedule["keep_counts"]
     changed = 0
     for j, update in enumerate(record["mask_updates"], start=1):
         mask = checkpoints.load_item(workdir / f"update_{j:02d}" / "mask", like.mask)
-        assert leaf_counts(mask) == run_schedule["keep_counts"], "active count changed across an update"
+        assert bj.kept_per_leaf(mask) == run_schedule["keep_counts"], "active count changed across an update"
         changed += sum(int(np.sum(np.asarray(a) != np.asarray(b)))
                        for a, b in zip(bj.mask_leaves(prev), bj.mask_leaves(mask)))
         # between updates the mask never changes: the phase ends with the update's mask
@@ -284,7 +280,7 @@ def test_scored_model_forward_and_straight_through(scope):
     mask = edge_popup.top_k_mask(trainable["scores"], counts)
     assert int(bj.num_kept(mask)) == target
     if scope == "layer":
-        assert leaf_counts(mask) == counts
+        assert bj.kept_per_leaf(mask) == counts
     params = edge_popup.materialise(trainable, mask)
     w0 = model.init(jax.random.PRNGKey(0), x)[0]
     for name, fan_in in (("hidden", 8), ("out", 16)):  # signed Kaiming constant sign(w_0)·√(2/fan_in)

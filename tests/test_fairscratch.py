@@ -56,10 +56,6 @@ def norm_mlp(hidden: int = 16, num_classes: int = 2) -> Model:
     return Model(init, apply)
 
 
-def leaf_counts(mask):
-    return [int(np.sum(np.asarray(m))) for m in bj.mask_leaves(mask)]
-
-
 # ------------------------------------------------------------------------------------------------
 # Per-layer top-k
 
@@ -82,7 +78,7 @@ def test_layer_scope_keeps_every_layer_at_the_same_density_at_every_step():
 
     def check(step, state):
         mask = top_k(state.params["scores"])
-        assert leaf_counts(mask) == counts
+        assert bj.kept_per_leaf(mask) == counts
         seen.append(jax.device_get(mask))
 
     final = s["trainer"].train(s["state"], s["train_config"], 30, data_seed=0, on_step=check)

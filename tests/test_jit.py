@@ -30,7 +30,7 @@ HOST_ONLY = {
     "fairness_improvement": "host arithmetic on two reports",
     "drop_grow.cosine_drop_fraction": "host float: the schedule of drop fractions",
     "drop_grow.update_schedule": "host integers: the update steps",
-    "drop_grow.active_counts": "host integers from a concrete mask",
+    "kept_per_leaf": "host integers from a concrete mask",
     "drop_grow.drop_counts": "host integers from a concrete mask",
     "drop_grow.ceil_drop_counts": "host integers from a concrete mask",
     "drop_grow.regrown_dropped": "a host count, for logs",
@@ -113,9 +113,9 @@ def test_drop_and_grow_jits_with_traced_counts():
         eager = drop_grow.drop_and_grow(params, mask, grow, counts, regrow)
         jitted = jax.jit(drop_grow.drop_and_grow, static_argnums=4)(params, mask, grow, jnp.asarray(counts), regrow)
         chex.assert_trees_all_equal(jitted, eager)
-        assert drop_grow.active_counts(jitted) == drop_grow.active_counts(mask)
+        assert bj.kept_per_leaf(jitted) == bj.kept_per_leaf(mask)
         _same(drop_grow.magnitude_kept, params, mask, jnp.asarray(counts))
-        assert sum(drop_grow.active_counts(jax.tree.map(lambda a, b: None if a is None else a & ~b, jitted, mask,
+        assert sum(bj.kept_per_leaf(jax.tree.map(lambda a, b: None if a is None else a & ~b, jitted, mask,
                                                         is_leaf=lambda x: x is None))) > 0  # something grew
 
 
