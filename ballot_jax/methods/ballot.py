@@ -161,23 +161,17 @@ class Ballot:
         ``workdir/<mode>``); the more accurate on validation (ties: the first) then runs the rest of
         the μ search there, resuming its first candidate. The other mode's training (its dense phase
         too when it could not share one) is added to ``search_steps``."""
+        modes = {m: dataclasses.replace(self, pruning=p, rewind=r) for m, (p, r) in AUTO_MODES.items()}
         first_mu = self.disparity_weights[:1]
-        tried = {}
-        for mode, (pruning, rewind) in AUTO_MODES.items():
-            variant = dataclasses.replace(self, pruning=pruning, rewind=rewind, disparity_weights=first_mu)
-            tried[mode] = variant.run(task, config, sparsity, workdir / mode, dense_dir)
+        tried = {
+            m: dataclasses.replace(variant, disparity_weights=first_mu).run(task, config, sparsity, workdir / m, dense_dir)
+            for m, variant in modes.items()
+        }
         names = list(tried)
         chosen = max(names, key=lambda m: (tried[m]["levels"][-1]["val"]["accuracy"], -names.index(m)))
-        pruning, rewind = AUTO_MODES[chosen]
-        record = dataclasses.replace(self, pruning=pruning, rewind=rewind).run(
-            task, config, sparsity, workdir / chosen, dense_dir
-        )
-        others = [m for m in AUTO_MODES if m != chosen]
-        extra_steps = sum(
-            self._training_steps(dataclasses.replace(self, pruning=AUTO_MODES[m][0], rewind=AUTO_MODES[m][1]),
-                                 task, config, sparsity, dense_dir)
-            for m in others
-        )
+        record = modes[chosen].run(task, config, sparsity, workdir / chosen, dense_dir)
+        others = [m for m in names if m != chosen]
+        extra_steps = sum(modes[m]._training_steps(task, config, sparsity, dense_dir) for m in others)
         shared = 0 if dense_dir is None else 1  # a shared dense phase is not the other mode's cost
         extra_time = sum(r["train_time_s"] for m in others for r in tried[m]["levels"][shared:])
         mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
@@ -188,14 +182,21 @@ class Ballot:
                 "search_time_s": record.get("search_time_s", 0.0) + extra_time,
                 "train_time_s": record["train_time_s"] + extra_time}
 
-    @staticmethod
-    def _training_steps(method, task, config, sparsity, dense_dir) -> int:
-        """Training steps of one candidate of a fixed mode at one μ: its levels, plus its dense phase
+    def level_start_step(self, retrain: TrainConfig) -> int:
+        """The step a level of refined training starts from: θ_k's step k when rewinding with LTH's
+        LR rewinding (the schedule continues), else 0."""
+        return retrain.rewind_step if self.rewind and retrain.rewind_lr else 0
+
+    def _steps_per_level(self, retrain: TrainConfig) -> int:
+        """Optimizer steps one level of refined training takes."""
+        return retrain.steps - self.level_start_step(retrain)
+
+    def _training_steps(self, task, config, sparsity, dense_dir) -> int:
+        """Training steps of one run of this fixed mode at one μ: its levels, plus its dense phase
         unless it shares ``dense_dir``."""
-        iterative = level_keep_counts(dense_mask(task), sparsity, method.fraction)
-        levels = 1 if method.pruning == "one_shot" else len(iterative)
-        retrain = method.retrain_config(config, len(iterative))
-        per_level = retrain.steps - (retrain.rewind_step if method.rewind and retrain.rewind_lr else 0)
+        iterative = level_keep_counts(dense_mask(task), sparsity, self.fraction)
+        levels = 1 if self.pruning == "one_shot" else len(iterative)
+        per_level = self._steps_per_level(self.retrain_config(config, len(iterative)))
         return levels * per_level + (0 if dense_dir is not None else config.steps)
 
     def _run_levels(self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None):
@@ -229,8 +230,7 @@ class Ballot:
             {w: lv[-1]["val"] for w, lv in runs.items()}, dense_acc, self.epsilon
         )
         levels = runs[chosen]
-        per_level = retrain.steps - (retrain.rewind_step if self.rewind and retrain.rewind_lr else 0)
-        search_steps = (len(runs) - 1) * len(keep_counts) * per_level
+        search_steps = (len(runs) - 1) * len(keep_counts) * self._steps_per_level(retrain)
         search = {f"{w:g}": {"accuracy": lv[-1]["val"]["accuracy"], "cwv": lv[-1]["val"]["cwv"]} for w, lv in runs.items()}
         # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
         search_time = sum(r["train_time_s"] for w, lv in runs.items() if w != chosen for r in lv[1:])

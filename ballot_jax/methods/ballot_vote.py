@@ -73,6 +73,7 @@ def ballot_caster(method, task: Task, config: TrainConfig, trainer: Trainer):
 
     return cast
 
+
 def voting(method, task: Task, config: TrainConfig, retrain: TrainConfig, keep_counts, workdir: pathlib.Path,
            trainer: Trainer, dense_dir: pathlib.Path | None = None):
     """(observe, score_fn) of the vote: hooks that cast ballots during the phase preceding each
@@ -84,7 +85,7 @@ def voting(method, task: Task, config: TrainConfig, retrain: TrainConfig, keep_c
     def span(level: int) -> tuple[int, int]:  # (first, end) step of the phase scored for ``level``
         if level == 1:
             return 0, config.steps
-        return (retrain.rewind_step if retrain.rewind_lr and method.rewind else 0), retrain.steps
+        return method.level_start_step(retrain), retrain.steps
 
     def seed(level: int, step: int) -> int:
         return int(np.random.SeedSequence([config.seed, VOTE_SEED, level, step]).generate_state(1)[0])
