@@ -87,9 +87,12 @@ def verdict_summary(paired: Sequence[dict[str, Any]]) -> list[str]:
         if e["metric"] in SUMMARY_METRICS:
             rows.setdefault((e["method"], e["baseline"], e["sparsity"]), {})[e["metric"]] = e
 
-    def cell(e: dict[str, Any] | None, scale: float, spec: str) -> str:
+    formats = {key: (scale, spec) for key, _, _, scale, spec in reports.PAIRED_METRICS}
+
+    def cell(e: dict[str, Any] | None) -> str:
         if e is None or "error" in e or e.get("ci_low") is None:
             return "n/a" if e is None else e["verdict"]
+        scale, spec = formats[e["metric"]]
         return (f"{e['mean_difference'] * scale:{spec}} [{e['ci_low'] * scale:{spec}}, {e['ci_high'] * scale:{spec}}]"
                 f" {e['wins']}/{e['n']}: {e['verdict']}")
 
@@ -97,8 +100,8 @@ def verdict_summary(paired: Sequence[dict[str, Any]]) -> list[str]:
              "Mean paired difference (method − baseline, test split) [95% CI] wins/n: verdict; accuracy in points.", "",
              "| Method vs baseline | Sparsity | Accuracy | CWV | MCD |", "|---|---|---|---|---|"]
     for (method, baseline, sparsity), m in rows.items():
-        lines.append(f"| {method} vs {baseline} | {sparsity:g} | {cell(m.get('accuracy'), 100, '+.2f')} | "
-                     f"{cell(m.get('cwv'), 1, '+.5f')} | {cell(m.get('mcd'), 1, '+.4f')} |")
+        lines.append(f"| {method} vs {baseline} | {sparsity:g} | "
+                     + " | ".join(cell(m.get(metric)) for metric in SUMMARY_METRICS) + " |")
     return lines
 
 
@@ -111,8 +114,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     records = collect(args.run)
     against = [a for a in args.against.split(",") if a] or None
     reference = against[0] if against else reports.REFERENCE
-    text = reports.results_markdown(records, reference=reference, against=against)
-    text += "\n\n" + "\n".join(verdict_summary(reports.paired_comparisons(records, against=against, reference=reference)))
+    paired = reports.paired_comparisons(records, against=against, reference=reference)
+    text = reports.results_markdown(records, reference=reference, against=against, paired=paired)
+    text += "\n\n" + "\n".join(verdict_summary(paired))
     if args.out:
         pathlib.Path(args.out).write_text(text)
     print(text)
