@@ -221,6 +221,7 @@ class Trainer:
         step_fn = self.step_fn(config, objective)
         mesh = self.task.mesh
         data = device_train_data(self.task.data.train, mesh)
+        gathered = gathering(step_fn) if data is not None else None  # the step that gathers its batch
         start = int(state.step)
         bound = MAX_STEPS_IN_FLIGHT if mesh.devices.size > 1 else MAX_STEPS_IN_FLIGHT_ONE_DEVICE
         in_flight: collections.deque[jax.Array] = collections.deque()
@@ -228,9 +229,9 @@ class Trainer:
             for step in range(start, until_step):
                 if on_step is not None:
                     on_step(step, state)
-                if data is not None:  # the batch is gathered on the device
+                if gathered is not None:  # the batch is gathered on the device
                     idx = put_batch(self.batch_indices(config, step, data_seed), mesh)
-                    state, stats = gathering(step_fn)(state, data, idx)
+                    state, stats = gathered(state, data, idx)
                 else:
                     state, stats = step_fn(state, put_batch(self.batch(config, step, data_seed), mesh))
                 in_flight.append(stats["loss"])
