@@ -122,14 +122,17 @@ def _ballot_problems(
     """Ballot's options, checked by name here (``ballot_jax.methods.ballot`` checks some of them only
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
+    from ballot_jax.methods.ballot import PRUNINGS, SELECTIONS
     from ballot_jax.objectives import SURROGATES, resolve_surrogate
+    from ballot_jax.vote import VOTE_KINDS
 
     problems = []
 
     def bad(field: str, accepted: str) -> None:
         problems.append(f"--config.{name}.{field}={options[field]!r}: expected {accepted}")
 
-    choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": SURROGATES, "score_split": ("train", "val")}
+    choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": SURROGATES, "score_split": ("train", "val"),
+                  "pruning": PRUNINGS, "selection": SELECTIONS, "vote_kind": VOTE_KINDS}
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))
