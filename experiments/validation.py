@@ -132,7 +132,8 @@ def _ballot_problems(
         problems.append(f"--config.{name}.{field}={options[field]!r}: expected {accepted}")
 
     choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": SURROGATES, "score_split": ("train", "val"),
-                  "pruning": PRUNINGS, "selection": SELECTIONS, "vote_kind": VOTE_KINDS}
+                  "pruning": PRUNINGS, "selection": SELECTIONS, "rewind_selection": SELECTIONS,
+                  "vote_kind": VOTE_KINDS}
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))

@@ -165,7 +165,8 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
 @pytest.mark.parametrize("overrides, field, accepted", [
     ({"seeds": "0.5"}, "--config.seeds='0.5'", "integers"),
     ({"ballot__pruning": "autoo"}, "--config.ballot.pruning='autoo'", "'auto', 'iterative', 'one_shot'"),
-    ({"ballot__selection": "votes"}, "--config.ballot.selection='votes'", "'conflict', 'vote'"),
+    ({"ballot__selection": "votes"}, "--config.ballot.selection='votes'", "'conflict', 'magnitude', 'vote'"),
+    ({"ballot__rewind_selection": "lth"}, "--config.ballot.rewind_selection='lth'", "'conflict', 'magnitude', 'vote'"),
     ({"ballot__vote_kind": "signed"}, "--config.ballot.vote_kind='signed'", "'authors', 'saliency', 'conflict'"),
     ({"fraction": 0.0}, "--config.fraction=0.0", "(0, 1)"),
     ({"ballot__balanced_sampling": True, "train__batch_size": 84}, "--config.ballot.balanced_sampling=True",

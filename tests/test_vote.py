@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,7 +16,7 @@ from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
 from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
-from ballot_jax.methods import Ballot
+from ballot_jax.methods import LTH, Ballot
 from ballot_jax.methods.ballot import choose_within_epsilon
 from ballot_jax.methods.ballot_vote import make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
@@ -269,29 +270,42 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
 def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(tmp_path):
     """pruning="auto": both modes retrain at the first μ; the chosen one (the higher validation
     accuracy) equals the fixed-mode run of that mode, number for number; the other mode's training
-    (its own watched dense phase included) is part of ``search_steps``."""
+    (its own watched dense phase too when it votes) is part of ``search_steps``. The rewinding mode
+    selects by ``rewind_selection`` (here |w|, which shares the driver's dense phase)."""
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    common = dict(fraction=0.5, selection="vote", vote_kind="saliency", vote_points=3, disparity_weights=(0.0, 1.0))
-    record = Ballot(pruning="auto", **common).run(task, CFG, 0.75, tmp_path / "auto")
+    common = dict(fraction=0.5, selection="vote", rewind_selection="magnitude", vote_kind="saliency", vote_points=3,
+                  disparity_weights=(0.0, 1.0))
+    dense = tmp_path / "dense"
+    record = Ballot(pruning="auto", **common).run(task, CFG, 0.75, tmp_path / "auto", dense_dir=dense)
     assert set(record["mode_search"]) == {"one_shot_finetune", "iterative_rewind"}
     acc = {m: v["accuracy"] for m, v in record["mode_search"].items()}
     expected_mode = "one_shot_finetune" if acc["one_shot_finetune"] >= acc["iterative_rewind"] else "iterative_rewind"
     assert record["mode"] == expected_mode
-    pruning, rewind = ballot_method.AUTO_MODES[expected_mode]
-    fixed = Ballot(pruning=pruning, rewind=rewind, **common).run(task, CFG, 0.75, tmp_path / "fixed")
-    for key in ("kept", "disparity_weight", "search"):
+    assert (tmp_path / "auto" / "one_shot_finetune" / "mu_0" / "level_00" / "votes").is_dir()  # the vote's own
+    assert not (tmp_path / "auto" / "iterative_rewind" / "mu_0" / "level_00").exists()  # |w| shares `dense`
+
+    def fixed_mode(mode):
+        pruning, rewind, field = ballot_method.AUTO_MODES[mode]
+        return Ballot(pruning=pruning, rewind=rewind, **{**common, "selection": common[field]})
+
+    assert record["selection"] == {"one_shot_finetune": "vote", "iterative_rewind": "magnitude"}[expected_mode]
+    fixed = fixed_mode(expected_mode).run(task, CFG, 0.75, tmp_path / "fixed", dense_dir=dense)
+    for key in ("kept", "disparity_weight", "search", "selection"):
         assert record[key] == fixed[key], key
     assert record["test"] == fixed["test"] and record["val"] == fixed["val"]
-    other, (p2, r2) = next((m, pr) for m, pr in ballot_method.AUTO_MODES.items() if m != expected_mode)
-    levels = 1 if p2 == "one_shot" else len(bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5))
-    per_level = Ballot(pruning=p2, rewind=r2, **common).retrain_config(CFG, 2).steps - (CFG.rewind_step if r2 else 0)
-    assert record["search_steps"] == fixed["search_steps"] + levels * per_level + CFG.steps
+    other = next(m for m in ballot_method.AUTO_MODES if m != expected_mode)
+    other_method = fixed_mode(other)
+    levels = 1 if other_method.pruning == "one_shot" else len(bj.pruning_plan(8 * 16 + 16 * 2, 0.75, 0.5))
+    per_level = other_method.retrain_config(CFG, 2).steps - (CFG.rewind_step if other_method.rewind else 0)
+    own_dense = other_method.selection == "vote"
+    assert record["search_steps"] == fixed["search_steps"] + levels * per_level + own_dense * CFG.steps
+
     def seconds(directory, levels):
         return sum(checkpoints.read_json(directory / f"level_{i:02d}" / "record.json")["train_time_s"] for i in levels)
 
     chosen_levels = len(record["levels"]) - 1
     mu_loser = "mu_1" if record["disparity_weight"] == 0.0 else "mu_0"
-    search_time = (seconds(tmp_path / "auto" / other / "mu_0", range(levels + 1))  # its own dense phase too
+    search_time = (seconds(tmp_path / "auto" / other / "mu_0", range(0 if own_dense else 1, levels + 1))
                    + seconds(tmp_path / "auto" / expected_mode / mu_loser, range(1, chosen_levels + 1)))
     assert record["search_time_s"] == pytest.approx(search_time)
     own = sum(lv["train_time_s"] for lv in record["levels"])
@@ -304,18 +318,37 @@ def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(t
         Ballot(pruning="auto").retrain_config(CFG)
 
 
+def test_magnitude_selection_with_rewinding_at_mu_0_is_lth_number_for_number(tmp_path):
+    """auto's rewinding mode at μ = 0 is Standard LTH: the same masks and the same metrics, so its
+    other μ candidates measure the refined training alone."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    dense = tmp_path / "dense"
+    lth = LTH(fraction=0.5).run(task, CFG, 0.75, tmp_path / "lth", dense_dir=dense)
+    ours = Ballot(fraction=0.5, selection="magnitude", pruning="iterative", rewind=True, disparity_weights=(0.0,))
+    record = ours.run(task, CFG, 0.75, tmp_path / "ballot", dense_dir=dense)
+    assert len(record["levels"]) == len(lth["levels"]) > 2
+    for a, b in zip(record["levels"], lth["levels"]):
+        assert (a["kept"], a["val"], a["test"]) == (b["kept"], b["val"], b["test"])
+    like = init_state(task, CFG).mask
+    for level in range(1, len(lth["levels"])):
+        chex.assert_trees_all_equal(
+            checkpoints.load_item(tmp_path / "lth" / f"level_{level:02d}" / "mask", like),
+            checkpoints.load_item(tmp_path / "ballot" / "mu_0" / f"level_{level:02d}" / "mask", like),
+        )
+
+
 def test_the_default_is_the_documented_one():
     """One default for every dataset (docs/method.md §5.5-5.7): saliency vote, the mode (one shot +
     fine-tuning or iterative + rewinding) chosen on validation, worst-cell reweighting with μ chosen on
     validation under ε = 1 point."""
     b = Ballot()
-    assert (b.selection, b.vote_kind, b.pruning) == ("vote", "saliency", "auto")
+    assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "vote", "saliency", "auto")
     assert (b.disparity, b.disparity_weights, b.epsilon) == ("worst_cell", (0.0, 0.3, 1.0), 0.01)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
-        for name in ("selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
+        for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
                      "disparity_weights", "epsilon", "disparity_temperature"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 

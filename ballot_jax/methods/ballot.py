@@ -15,6 +15,9 @@ Selection (``selection``):
   ``<phase dir>/votes/`` as it is cast, so a killed run resumes with the same votes. The vote
   watches the dense phase, so it trains its own level 0 (the same weights as the shared one: same
   seed, deterministic) instead of reusing it.
+- ``"magnitude"``: |w| of the trained weights, LTH's selection (with rewinding and μ = 0 this is
+  Standard LTH number for number). ``rewind_selection`` is the selection of ``pruning="auto"``'s
+  rewinding mode.
 - ``"conflict"`` (ours): per-group gradients and losses of the trained weights from one sharded,
   vmapped pass per group-stratified batch, averaged over ``score_batches`` batches, scored by
   ``ballot_jax.ballot.scores`` (conflict detection); the top ``keep_counts[r]`` are kept.
@@ -41,21 +44,28 @@ from ballot_jax.engine.steps import group_loss
 from ballot_jax.grads import mean_group_grads, sharded_group_grads
 from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
+from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
 from ballot_jax.objectives import fair_objective, resolve_surrogate
 
-SELECTIONS = ("conflict", "vote")
+SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
-# pruning="auto": the candidate (pruning, rewind) modes, tried at the first μ; the more accurate on
-# validation is kept (docs/method.md §5.6).
-AUTO_MODES = {"one_shot_finetune": ("one_shot", False), "iterative_rewind": ("iterative", True)}
+# pruning="auto": the candidate modes, (pruning, rewind, the Ballot field naming the selection),
+# tried at the first μ; the more accurate on validation is kept (docs/method.md §5.6-5.7).
+AUTO_MODES = {
+    "one_shot_finetune": ("one_shot", False, "selection"),
+    "iterative_rewind": ("iterative", True, "rewind_selection"),
+}
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
 @dataclasses.dataclass(frozen=True)
 class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
-    selection: str = "vote"  # "vote" (the authors' mechanism) | "conflict" (ours: one-point conflict score)
+    # "vote" (the authors' mechanism) | "conflict" (ours: one-point conflict score) | "magnitude" (|w|, LTH's)
+    selection: str = "vote"
+    # pruning="auto" only: the selection of its rewinding mode; a fixed pruning mode uses ``selection``
+    rewind_selection: str = "vote"
     # "auto": one shot + fine-tuning or iterative + rewinding, the more accurate on validation (per run)
     # | "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
     pruning: str = "auto"
@@ -124,7 +134,10 @@ class Ballot:
         return scores
 
     def score_fn(self, task: Task, config: TrainConfig):
-        """``score_fn(state, level) -> keep scores``: the conflict-detection plug-in of the loop."""
+        """``score_fn(state, level) -> keep scores``: |w| (``selection="magnitude"``) or the
+        conflict-detection plug-in of the loop."""
+        if self.selection == "magnitude":
+            return magnitude_score_fn
         scores = self.conflict_scores(task, config)
         return lambda state, level: scores(state, config.seed + SCORE_SEED_STRIDE * level)
 
@@ -139,15 +152,16 @@ class Ballot:
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
-        if self.selection not in SELECTIONS:
-            raise ValueError(f"Ballot.selection must be one of {SELECTIONS}, got {self.selection!r}")
+        for field in ("selection", "rewind_selection"):
+            if getattr(self, field) not in SELECTIONS:
+                raise ValueError(f"Ballot.{field} must be one of {SELECTIONS}, got {getattr(self, field)!r}")
         if self.pruning not in PRUNINGS:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         workdir = pathlib.Path(workdir)
-        if self.selection == "vote":
-            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
+        if not self._shares_dense(dense_dir):
+            dense_dir = None  # the vote watches the dense phase: it cannot reuse one it did not watch
         iterative = level_keep_counts(dense_mask(task), sparsity, self.fraction)
         keep_counts = iterative[-1:] if self.pruning == "one_shot" else iterative
         retrain = self.retrain_config(config, len(iterative))
@@ -161,7 +175,10 @@ class Ballot:
         ``workdir/<mode>``); the more accurate on validation (ties: the first) then runs the rest of
         the μ search there, resuming its first candidate. The other mode's training (its dense phase
         too when it could not share one) is added to ``search_steps``."""
-        modes = {m: dataclasses.replace(self, pruning=p, rewind=r) for m, (p, r) in AUTO_MODES.items()}
+        modes = {
+            m: dataclasses.replace(self, pruning=p, rewind=r, selection=getattr(self, field))
+            for m, (p, r, field) in AUTO_MODES.items()
+        }
         first_mu = self.disparity_weights[:1]
         tried = {
             m: dataclasses.replace(variant, disparity_weights=first_mu).run(task, config, sparsity, workdir / m, dense_dir)
@@ -172,8 +189,10 @@ class Ballot:
         record = modes[chosen].run(task, config, sparsity, workdir / chosen, dense_dir)
         others = [m for m in names if m != chosen]
         extra_steps = sum(modes[m]._training_steps(task, config, sparsity, dense_dir) for m in others)
-        shared = 0 if dense_dir is None else 1  # a shared dense phase is not the other mode's cost
-        extra_time = sum(r["train_time_s"] for m in others for r in tried[m]["levels"][shared:])
+        # a shared dense phase is not the other mode's cost
+        extra_time = sum(
+            r["train_time_s"] for m in others for r in tried[m]["levels"][int(modes[m]._shares_dense(dense_dir)):]
+        )
         mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
                        for m, r in tried.items()}
         return {**record, "mode": chosen, "mode_search": mode_search,
@@ -197,7 +216,11 @@ class Ballot:
         iterative = level_keep_counts(dense_mask(task), sparsity, self.fraction)
         levels = 1 if self.pruning == "one_shot" else len(iterative)
         per_level = self._steps_per_level(self.retrain_config(config, len(iterative)))
-        return levels * per_level + (0 if dense_dir is not None else config.steps)
+        return levels * per_level + (0 if self._shares_dense(dense_dir) else config.steps)
+
+    def _shares_dense(self, dense_dir) -> bool:
+        """Whether this method reuses a given shared dense phase (the vote trains its own)."""
+        return dense_dir is not None and self.selection != "vote"
 
     def _run_levels(self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None):
         info = task.data.info
