@@ -338,11 +338,11 @@ def test_magnitude_selection_with_rewinding_at_mu_0_is_lth_number_for_number(tmp
 
 
 def test_the_default_is_the_documented_one():
-    """One default for every dataset (docs/method.md §5.5-5.7): saliency vote, the mode (one shot +
-    fine-tuning or iterative + rewinding) chosen on validation, worst-cell reweighting with μ chosen on
+    """One default for every dataset (docs/method.md §5.5-5.7): the mode (one shot by the saliency
+    vote + fine-tuning, or LTH's iterative |w| + rewinding) chosen on validation, worst-cell reweighting with μ chosen on
     validation under ε = 1 point."""
     b = Ballot()
-    assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "vote", "saliency", "auto")
+    assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
     assert (b.disparity, b.disparity_weights, b.epsilon) == ("worst_cell", (0.0, 0.3, 1.0), 0.01)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 

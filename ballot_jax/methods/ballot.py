@@ -1,10 +1,10 @@
 """Ballot as a strategy on the engine's levels loop.
 
-The default (one configuration for every dataset; docs/method.md §5.5-5.7): the authors' vote
-over the training with our saliency score; the mode, one-shot pruning + fine-tuning of the trained
-weights or iterative pruning + rewinding to θ_k (LTH's), chosen per run as the more accurate on
-validation; refined training with the soft worst-cell reweighting, μ chosen per run on validation
-under the accuracy constraint ε. Each part is switchable.
+The default (one configuration for every dataset; docs/method.md §5.5-5.7): the mode, one-shot
+pruning by the authors' vote (our saliency score) + fine-tuning of the trained weights, or LTH's
+iterative |w| pruning + rewinding to θ_k, chosen per run as the more accurate on validation;
+refined training with the soft worst-cell reweighting, μ chosen per run on validation under the
+accuracy constraint ε. Each part is switchable.
 
 Selection (``selection``):
 
@@ -64,8 +64,9 @@ class Ballot:
     fraction: float = 0.2  # of the remaining weights pruned per level, as Standard LTH
     # "vote" (the authors' mechanism) | "conflict" (ours: one-point conflict score) | "magnitude" (|w|, LTH's)
     selection: str = "vote"
-    # pruning="auto" only: the selection of its rewinding mode; a fixed pruning mode uses ``selection``
-    rewind_selection: str = "vote"
+    # pruning="auto" only: the selection of its rewinding mode (|w|: a rewound vote ticket is less fair
+    # than LTH's; docs/method.md §5.7); a fixed pruning mode uses ``selection``
+    rewind_selection: str = "magnitude"
     # "auto": one shot + fine-tuning or iterative + rewinding, the more accurate on validation (per run)
     # | "one_shot" (the authors': one level) | "iterative" (f per level, as LTH)
     pruning: str = "auto"
