@@ -53,14 +53,18 @@ def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
     return [read_record(p) for p in sorted(workdir.glob(pattern))]
 
 
+SPARSITY_TOLERANCE = 1e-3  # a finished candidate's last level is at its target sparsity (exact counts)
+
+
 def candidate_record(run_dir: pathlib.Path) -> dict[str, Any] | None:
-    """The record of one candidate run (its last finished level), or None if it has no finished level."""
+    """The record of one finished candidate run (its last level, at the target sparsity), or None if
+    it has not reached the target yet. Its level 0 may be shared with other runs (then absent here)."""
     levels = [read_record(p) for p in sorted(run_dir.glob("level_*/record.json"))]
-    if len(levels) < 2:
-        return None
     sparsity_dir = next(d for d in run_dir.parents if d.name.startswith("sparsity_"))
-    return {**levels[-1], "target_sparsity": float(sparsity_dir.name.removeprefix("sparsity_")),
-            "seed": int(sparsity_dir.parent.name.removeprefix("seed_")),
+    target = float(sparsity_dir.name.removeprefix("sparsity_"))
+    if not levels or levels[-1]["level"] < 1 or abs(levels[-1]["sparsity"] - target) > SPARSITY_TOLERANCE:
+        return None
+    return {**levels[-1], "target_sparsity": target, "seed": int(sparsity_dir.parent.name.removeprefix("seed_")),
             "train_time_s": sum(r["train_time_s"] for r in levels)}
 
 

@@ -384,7 +384,8 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
 
 def test_compare_reads_one_candidate_of_a_search(tmp_path):
     """``METHOD/SUBDIR``: the last level of one candidate run, its seed and target sparsity read off
-    the path, its levels' training time summed; a candidate without a finished level is skipped."""
+    the path, its levels' training time summed; a candidate that shares its dense phase (no level 0
+    here) is read; one that has not reached the target sparsity (killed mid-way) is skipped."""
     from ballot_jax.engine import checkpoints
     from experiments import compare
 
@@ -398,6 +399,9 @@ def test_compare_reads_one_candidate_of_a_search(tmp_path):
         for index in range(3):
             level(seed, "iterative_rewind", index, 0.01 * (index + 1) + seed)
     level(2, "iterative_rewind", 0, 0.5)  # only its dense phase finished
+    level(3, "iterative_rewind", 0, 0.5)
+    level(3, "iterative_rewind", 1, 0.5)  # killed before its last level
+    level(4, "iterative_rewind", 2, 0.07)  # its dense phase shared with another run
     records = compare.load_records(tmp_path, "ballot/iterative_rewind/mu_0")
     assert [(r["seed"], r["target_sparsity"], r["level"], r["test"]["cwv"], r["train_time_s"]) for r in records] == [
-        (0, 0.95, 2, 0.03, 6.0), (1, 0.95, 2, 1.03, 6.0)]
+        (0, 0.95, 2, 0.03, 6.0), (1, 0.95, 2, 1.03, 6.0), (4, 0.95, 2, 0.07, 2.0)]
