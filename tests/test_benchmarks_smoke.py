@@ -111,22 +111,36 @@ def test_conflict_quick(tmp_path):
         assert len(v["samples_s"]) == 2 and v["ratio"] > 0
 
 
-def test_vs_torch_skips_cleanly_without_torch(tmp_path):
-    """Where PyTorch is missing (CI), vs_torch says so and exits 0. A ``torch`` package that fails to
-    import is put first on the path, so this runs the skip path whether or not torch is installed."""
+@pytest.mark.parametrize("module", ["vs_torch", "conv_gap"])
+def test_torch_benchmarks_skip_cleanly_without_torch(tmp_path, module):
+    """Where PyTorch is missing (CI), the benchmark says so and exits 0. A ``torch`` package that fails
+    to import is put first on the path, so this runs the skip path whether or not torch is installed."""
     import os
 
     blocker = tmp_path / "blocker" / "torch"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('torch hidden by the test')\n")
-    out_json = tmp_path / "vs_torch.json"
+    out_json = tmp_path / f"{module}.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker.parent), str(REPO)])}
-    cmd = [sys.executable, "-m", "benchmarks.vs_torch", "--quick", "--repeats", "2", "--json", str(out_json)]
+    cmd = [sys.executable, "-m", f"benchmarks.{module}", "--quick", "--repeats", "2", "--json", str(out_json)]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "skipped" in proc.stdout and "PyTorch is not installed" in proc.stdout
     data = json.loads(out_json.read_text())
-    assert data["benchmark"] == "vs_torch" and "PyTorch is not installed" in data["skipped"]
+    assert data["benchmark"] == module and "PyTorch is not installed" in data["skipped"]
+
+
+@pytest.mark.slow
+def test_conv_gap_quick(tmp_path):
+    pytest.importorskip("torch")
+    stdout, data = run_benchmark("conv_gap", tmp_path)
+    rows = table_lines(stdout, "conv")[2:]
+    assert len(rows) == len(data["measurements"]) + 1 and rows[-1].startswith("weighted")
+    for m in data["measurements"].values():
+        assert m["forward_max_abs_diff"] < 1e-4  # JAX and PyTorch compute the same convolution
+        assert set(m["samples_s"]) == {"jax_fwd", "torch_fwd", "jax_grad", "torch_fwd_bwd"}
+        assert all(len(v) == 2 for v in m["samples_s"].values())
+    assert set(data["weighted"]) == {"forward", "gradient", "both"}
 
 
 @pytest.mark.slow
