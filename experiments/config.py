@@ -32,6 +32,9 @@ DEFAULT_METHODS = "dense,magnitude,lth,safecompress,fairscratch,ballot,ballot_au
 # that do not change any result (checkpoint frequency, eval batch size, the decoded-image cache).
 MUTABLE_KEYS = ("methods", "sparsities", "sparsity", "seeds")
 RUN_ONLY_KEYS = ("train.checkpoint_every", "train.eval_batch_size", "data.cache_dir")
+# Method options added with a default that changed what the method computes: a saved config without
+# the key ran with this value (Ballot's rewinding mode voted before session 6).
+LEGACY_VALUES = {"ballot.rewind_selection": "vote"}
 
 
 class ConfigMismatchError(ValueError):
@@ -192,10 +195,14 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     """Human-readable differences that forbid sharing a workdir (see MUTABLE_KEYS, RUN_ONLY_KEYS).
 
     Options of a method that appear on one side only (a method that could not be imported then,
-    or gained an option since) are not differences: only options present on both sides count.
+    or gained an option since) are not differences: only options present on both sides count, an
+    option of ``LEGACY_VALUES`` missing from the saved config counting as its legacy value there.
     ``model_kwargs`` are compared as the model is built (unset ones at the model's defaults).
     """
     a, b = _flatten(_as_built(saved)), _flatten(_as_built(current))
+    for key, value in LEGACY_VALUES.items():
+        if key.split(".")[0] in saved and key not in a:
+            a[key] = value
     diffs = []
     for key in sorted(set(a) | set(b)):
         top = key.split(".")[0]
@@ -218,7 +225,8 @@ def check_config(config: config_dict.ConfigDict, workdir: pathlib.Path) -> None:
         if diffs:
             raise ConfigMismatchError(
                 f"{workdir} holds results of a different config:\n  " + "\n  ".join(diffs) + "\n"
-                "Choose another --workdir, or delete that directory to start over. (Only the "
+                "Set those options back to the saved values (--config.KEY=VALUE) to continue it, choose "
+                "another --workdir, or delete that directory to start over. (Only the "
                 f"lists {', '.join(MUTABLE_KEYS[:-1])} and {MUTABLE_KEYS[-1]} may change between runs "
                 "sharing a workdir.)"
             )

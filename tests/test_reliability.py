@@ -566,3 +566,16 @@ def test_saved_configs_compare_by_the_model_actually_built():
     assert run.config_differences(older, current) == []
     other = {**current, "model_kwargs": {**current["model_kwargs"], "hidden": [64]}}
     assert run.config_differences(other, current) == ["model_kwargs.hidden: [64] (saved) != [128, 128] (now)"]
+
+
+def test_a_workdir_from_before_an_option_changed_the_method_is_not_resumed_silently():
+    """A saved config without ``ballot.rewind_selection`` ran Ballot's rewinding mode with the vote:
+    resuming it with today's default (|w|) would mix two methods in one workdir, so it is a
+    difference that names the option; asking for the old value resumes it."""
+    current = run.config_to_json(digits.get_config())
+    older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k != "rewind_selection"}}
+    assert run.config_differences(older, current) == [
+        "ballot.rewind_selection: 'vote' (saved) != 'magnitude' (now)"]
+    assert run.config_differences(older, {**current, "ballot": {**current["ballot"], "rewind_selection": "vote"}}) == []
+    no_ballot = {k: v for k, v in current.items() if k != "ballot"}  # a method that could not be imported then
+    assert run.config_differences(no_ballot, current) == []
