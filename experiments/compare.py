@@ -21,6 +21,7 @@ import sys
 from typing import Any, Sequence
 
 from ballot_jax.engine import checkpoints
+from ballot_jax.pruning import num_keep_for_sparsity
 from experiments import reports
 
 
@@ -53,7 +54,11 @@ def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
     return [read_record(p) for p in sorted(workdir.glob(pattern))]
 
 
-SPARSITY_TOLERANCE = 1e-3  # a finished candidate's last level is at its target sparsity (exact counts)
+def at_target(record: dict[str, Any], target: float) -> bool:
+    """Whether a level ``record`` (``kept`` of N prunable weights, ``sparsity`` = 1 − kept/N) keeps
+    exactly what pruning to ``target`` keeps (``ballot_jax.pruning.num_keep_for_sparsity``)."""
+    kept, sparsity = record["kept"], record["sparsity"]
+    return kept > 0 and kept == num_keep_for_sparsity(round(kept / (1.0 - sparsity)), target)
 
 
 def candidate_record(run_dir: pathlib.Path) -> dict[str, Any] | None:
@@ -62,7 +67,7 @@ def candidate_record(run_dir: pathlib.Path) -> dict[str, Any] | None:
     levels = [read_record(p) for p in sorted(run_dir.glob("level_*/record.json"))]
     sparsity_dir = next(d for d in run_dir.parents if d.name.startswith("sparsity_"))
     target = float(sparsity_dir.name.removeprefix("sparsity_"))
-    if not levels or levels[-1]["level"] < 1 or abs(levels[-1]["sparsity"] - target) > SPARSITY_TOLERANCE:
+    if not levels or levels[-1]["level"] < 1 or not at_target(levels[-1], target):
         return None
     return {**levels[-1], "target_sparsity": target, "seed": int(sparsity_dir.parent.name.removeprefix("seed_")),
             "train_time_s": sum(r["train_time_s"] for r in levels)}

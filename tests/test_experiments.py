@@ -382,6 +382,15 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
         compare.parse_run("no_equals_sign")
 
 
+def test_compare_knows_a_level_at_its_target_sparsity_by_the_exact_count():
+    from experiments.compare import at_target
+
+    for n, target in ((136752, 0.4), (160, 0.75), (11, 0.5)):  # a SmallCNN, a toy MLP, a tiny layer
+        kept = n - round(target * n)
+        assert at_target({"kept": kept, "sparsity": 1 - kept / n}, target)
+        assert not at_target({"kept": kept + 1, "sparsity": 1 - (kept + 1) / n}, target)  # one weight short
+
+
 def test_compare_reads_one_candidate_of_a_search(tmp_path):
     """``METHOD/SUBDIR``: the last level of one candidate run, its seed and target sparsity read off
     the path, its levels' training time summed; a candidate that shares its dense phase (no level 0
