@@ -66,6 +66,18 @@ def add_xla_flags(*flags: str) -> None:
     os.environ["XLA_FLAGS"] = " ".join(current)
 
 
+def thread_settings(threads: int | None) -> dict[str, Any]:
+    """Restrict the process to ``threads`` cores (before JAX or torch start their pools)."""
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+    if threads is not None:
+        if threads < 1 or (allowed is not None and threads > len(allowed)):
+            raise SystemExit(f"--threads must be in [1, {len(allowed) if allowed else '?'}]")
+        if allowed is not None:
+            os.sched_setaffinity(0, allowed[:threads])
+            allowed = allowed[:threads]
+    return {"cpu_affinity": allowed}
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Validate the shared options; with ``--quick``, also switch to cheap compilation (before JAX
     is imported)."""

@@ -76,11 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     common.check_args(args)
     if args.quick:
         common.add_xla_flags(*common.QUICK_XLA_FLAGS)
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    if args.threads is not None:
-        if allowed is None or not 1 <= args.threads <= len(allowed):
-            raise SystemExit(f"--threads must be in [1, {len(allowed) if allowed else '?'}]")
-        os.sched_setaffinity(0, allowed[:args.threads])
+    affinity = common.thread_settings(args.threads)["cpu_affinity"]
     os.environ["JAX_PLATFORMS"] = "cpu"  # PyTorch runs on the CPU here: so does JAX, on any machine
     try:
         import torch
@@ -90,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             common.write_json(args.json, {"benchmark": BENCHMARK, "skipped": SKIP_MESSAGE,
                                           "settings": {k: v for k, v in vars(args).items() if k != "json"}})
         return 0
-    threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    threads = len(affinity) if affinity else os.cpu_count()
     torch.set_num_threads(threads)
 
     rows, measurements = [], {}

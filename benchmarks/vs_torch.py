@@ -406,18 +406,6 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     }
 
 
-def thread_settings(threads: int | None) -> dict[str, Any]:
-    """Restrict the process to ``threads`` cores (before JAX or torch start their pools)."""
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    if threads is not None:
-        if threads < 1 or (allowed is not None and threads > len(allowed)):
-            raise SystemExit(f"--threads must be in [1, {len(allowed) if allowed else '?'}]")
-        if allowed is not None:
-            os.sched_setaffinity(0, allowed[:threads])
-            allowed = allowed[:threads]
-    return {"cpu_affinity": allowed}
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = common.make_parser(__doc__.split("\n\n")[0], repeats=15)
     parser.add_argument("--threads", type=int, default=None,
@@ -432,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - set(TORCH_MODELS)
     if unknown:
         raise SystemExit(f"--models: unknown {sorted(unknown)}; valid: {sorted(TORCH_MODELS)}")
-    threads = thread_settings(args.threads)
+    threads = common.thread_settings(args.threads)
 
     try:
         import torch
