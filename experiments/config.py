@@ -33,8 +33,9 @@ DEFAULT_METHODS = "dense,magnitude,lth,safecompress,fairscratch,ballot,ballot_au
 MUTABLE_KEYS = ("methods", "sparsities", "sparsity", "seeds")
 RUN_ONLY_KEYS = ("train.checkpoint_every", "train.eval_batch_size", "data.cache_dir")
 # Method options added with a default that changed what the method computes: a saved config without
-# the key ran with this value (Ballot's rewinding mode voted before session 6).
-LEGACY_VALUES = {"ballot.rewind_selection": "vote"}
+# the key ran with this value (Ballot's rewinding mode voted before session 6; its μ was the fairest
+# admissible one before session 7).
+LEGACY_VALUES = {"ballot.rewind_selection": "vote", "ballot.mu_rule": "fairest"}
 
 
 class ConfigMismatchError(ValueError):

@@ -167,6 +167,7 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"ballot__pruning": "autoo"}, "--config.ballot.pruning='autoo'", "'auto', 'iterative', 'one_shot'"),
     ({"ballot__selection": "votes"}, "--config.ballot.selection='votes'", "'conflict', 'magnitude', 'vote'"),
     ({"ballot__rewind_selection": "lth"}, "--config.ballot.rewind_selection='lth'", "'conflict', 'magnitude', 'vote'"),
+    ({"ballot__mu_rule": "largest"}, "--config.ballot.mu_rule='largest'", "'fairest', 'strongest'"),
     ({"ballot__vote_kind": "signed"}, "--config.ballot.vote_kind='signed'", "'authors', 'saliency', 'conflict'"),
     ({"fraction": 0.0}, "--config.fraction=0.0", "(0, 1)"),
     ({"ballot__balanced_sampling": True, "train__batch_size": 84}, "--config.ballot.balanced_sampling=True",
@@ -569,13 +570,16 @@ def test_saved_configs_compare_by_the_model_actually_built():
 
 
 def test_a_workdir_from_before_an_option_changed_the_method_is_not_resumed_silently():
-    """A saved config without ``ballot.rewind_selection`` ran Ballot's rewinding mode with the vote:
-    resuming it with today's default (|w|) would mix two methods in one workdir, so it is a
-    difference that names the option; asking for the old value resumes it."""
+    """A saved config without ``ballot.rewind_selection`` ran Ballot's rewinding mode with the vote,
+    one without ``ballot.mu_rule`` chose the fairest admissible μ: resuming either with today's
+    defaults (|w|, the strongest μ) would mix two methods in one workdir, so each is a difference
+    that names the option; asking for the old values resumes it."""
     current = run.config_to_json(digits.get_config())
-    older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k != "rewind_selection"}}
+    older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k not in ("rewind_selection", "mu_rule")}}
     assert run.config_differences(older, current) == [
+        "ballot.mu_rule: 'fairest' (saved) != 'strongest' (now)",
         "ballot.rewind_selection: 'vote' (saved) != 'magnitude' (now)"]
-    assert run.config_differences(older, {**current, "ballot": {**current["ballot"], "rewind_selection": "vote"}}) == []
+    legacy = {"rewind_selection": "vote", "mu_rule": "fairest"}
+    assert run.config_differences(older, {**current, "ballot": {**current["ballot"], **legacy}}) == []
     no_ballot = {k: v for k, v in current.items() if k != "ballot"}  # a method that could not be imported then
     assert run.config_differences(no_ballot, current) == []

@@ -243,9 +243,21 @@ def test_fine_tuning_starts_from_the_trained_weights_not_theta_k(tmp_path, monke
 def test_choose_within_epsilon():
     val = {0.0: {"accuracy": 0.90, "cwv": 0.020}, 0.1: {"accuracy": 0.895, "cwv": 0.010},
            0.3: {"accuracy": 0.85, "cwv": 0.001}}
-    assert choose_within_epsilon(val, 0.90, 0.01) == 0.1  # 0.3 is fairest but 5 points down
-    assert choose_within_epsilon(val, 0.90, 0.10) == 0.3
-    assert choose_within_epsilon(val, 0.99, 0.01) == 0.0  # none qualifies: the most accurate
+    assert choose_within_epsilon(val, 0.90, 0.01, "fairest") == 0.1  # 0.3 is fairest but 5 points down
+    assert choose_within_epsilon(val, 0.90, 0.10, "fairest") == 0.3
+    assert choose_within_epsilon(val, 0.99, 0.01, "fairest") == 0.0  # none qualifies: the most accurate
+
+
+def test_choose_within_epsilon_strongest_takes_the_largest_admissible_mu_whatever_its_cwv():
+    val = {0.0: {"accuracy": 0.90, "cwv": 0.001}, 0.3: {"accuracy": 0.895, "cwv": 0.020},
+           1.0: {"accuracy": 0.85, "cwv": 0.0001}}
+    assert choose_within_epsilon(val, 0.90, 0.01, "fairest") == 0.0  # fairest admissible
+    assert choose_within_epsilon(val, 0.90, 0.01) == 0.3  # the default; 1.0 is 5 points down
+    assert choose_within_epsilon(val, 0.90, 0.10, "strongest") == 1.0
+    assert choose_within_epsilon(dict(reversed(val.items())), 0.90, 0.10, "strongest") == 1.0  # by value, not order
+    assert choose_within_epsilon(val, 0.99, 0.01, "strongest") == 0.0  # none qualifies: the most accurate
+    with pytest.raises(ValueError, match="mu_rule.*'fairest', 'strongest'.*'largest'"):
+        choose_within_epsilon(val, 0.90, 0.01, "largest")
 
 
 def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
@@ -263,8 +275,8 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     chosen = record["search"][f"{record['disparity_weight']:g}"]
     assert record["val"]["accuracy"] == chosen["accuracy"]
     assert choose_within_epsilon(
-        {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01
-    ) == record["disparity_weight"]
+        {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01, method.mu_rule
+    ) == record["disparity_weight"] and record["mu_rule"] == "strongest"
 
 
 def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(tmp_path):
@@ -343,13 +355,13 @@ def test_the_default_is_the_documented_one():
     validation under ε = 1 point."""
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
-    assert (b.disparity, b.disparity_weights, b.epsilon) == ("worst_cell", (0.0, 0.3, 1.0), 0.01)
+    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule) == ("worst_cell", (0.0, 0.3, 1.0), 0.01, "strongest")
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
         for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
-                     "disparity_weights", "epsilon", "disparity_temperature"):
+                     "disparity_weights", "epsilon", "mu_rule", "disparity_temperature"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 
 

@@ -50,6 +50,7 @@ from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
+MU_RULES = ("fairest", "strongest")
 # pruning="auto": the candidate modes, (pruning, rewind, the Ballot field naming the selection),
 # tried at the first μ; the more accurate on validation is kept (docs/method.md §5.6-5.7).
 AUTO_MODES = {
@@ -86,10 +87,13 @@ class Ballot:
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
     disparity: str = "worst_cell"  # D: "worst_cell" | "loss_var" (variance of group losses) | "dp" | "eo"
     disparity_temperature: float = 0.5  # τ of "worst_cell"
-    # μ chosen per run on validation: the fairest candidate (val CWV) whose val accuracy is within
-    # ε of the dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε); empty: μ = disparity_weight.
+    # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
+    # dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε), by ``mu_rule``; empty: μ = disparity_weight.
     disparity_weights: tuple = (0.0, 0.3, 1.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
+    # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
+    # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
+    mu_rule: str = "strongest"
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
@@ -158,6 +162,8 @@ class Ballot:
                 raise ValueError(f"Ballot.{field} must be one of {SELECTIONS}, got {getattr(self, field)!r}")
         if self.pruning not in PRUNINGS:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
+        if self.mu_rule not in MU_RULES:
+            raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {self.mu_rule!r}")
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
@@ -239,9 +245,9 @@ class Ballot:
 
     def _search(self, task, config, retrain, keep_counts, sparsity, workdir, dense_dir) -> Record:
         """μ chosen on validation under the accuracy constraint: every candidate retrains from the same
-        selection (one dense phase, shared); the fairest (val CWV, then val accuracy) of those whose
-        val accuracy is within ε of the dense model's wins, else the most accurate. The candidates'
-        extra steps are the search's cost (``search_steps``)."""
+        selection (one dense phase, shared); of those whose val accuracy is within ε of the dense
+        model's, ``mu_rule`` picks one (:func:`choose_within_epsilon`), else the most accurate wins.
+        The candidates' extra steps are the search's cost (``search_steps``)."""
         runs = {}
         for i, weight in enumerate(self.disparity_weights):
             shared = None if i == 0 else (dense_dir or level_dir(workdir / f"mu_{self.disparity_weights[0]:g}", 0))
@@ -251,7 +257,7 @@ class Ballot:
             )
         dense_acc = runs[self.disparity_weights[0]][0]["val"]["accuracy"]
         chosen = choose_within_epsilon(
-            {w: lv[-1]["val"] for w, lv in runs.items()}, dense_acc, self.epsilon
+            {w: lv[-1]["val"] for w, lv in runs.items()}, dense_acc, self.epsilon, self.mu_rule
         )
         levels = runs[chosen]
         search_steps = (len(runs) - 1) * len(keep_counts) * self._steps_per_level(retrain)
@@ -260,21 +266,25 @@ class Ballot:
         search_time = sum(r["train_time_s"] for w, lv in runs.items() if w != chosen for r in lv[1:])
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=chosen,
-            search=search, search_steps=search_steps, search_time_s=search_time,
+            mu_rule=self.mu_rule, search=search, search_steps=search_steps, search_time_s=search_time,
             run_dir=f"mu_{chosen:g}",  # the chosen candidate's levels, relative to the method's workdir
         )
         record["train_time_s"] += search_time  # the search is part of the method's budget
         return record
 
 
-def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float):
-    """The key of ``val`` ({candidate: {"accuracy", "cwv"}}) with the lowest CWV (then the higher
-    accuracy, then the first) among those with accuracy >= reference − ε; if none qualifies, the
-    most accurate."""
+def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest"):
+    """The key of ``val`` ({μ: {"accuracy", "cwv"}}) chosen among the admissible ones, those with
+    accuracy >= reference − ε: ``rule`` "strongest" (the default), the largest μ; "fairest", the
+    lowest CWV (then the higher accuracy, then the first). If none qualifies, the most accurate (then the first)."""
+    if rule not in MU_RULES:
+        raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {rule!r}")
     keys = list(val)
     ok = [k for k in keys if val[k]["accuracy"] >= reference_accuracy - epsilon]
     if not ok:
         return max(keys, key=lambda k: (val[k]["accuracy"], -keys.index(k)))
+    if rule == "strongest":
+        return max(ok, key=float)
     return min(ok, key=lambda k: (val[k]["cwv"], -val[k]["accuracy"], keys.index(k)))
 
 
