@@ -20,7 +20,6 @@ import pathlib  # noqa: E402
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
-import orbax.checkpoint as ocp  # noqa: E402
 import pytest  # noqa: E402
 
 from ballot_jax.engine import checkpoints  # noqa: E402
@@ -63,10 +62,7 @@ def fingerprint(workdir) -> float:
     for manifest in sorted(pathlib.Path(workdir).rglob(checkpoints.MANIFEST)):
         if "ckpt" in manifest.parts:
             continue
-        with ocp.StandardCheckpointer() as ckptr:
-            tree = ckptr.restore(manifest.parent.absolute())
-        for leaf in jax.tree.leaves(tree):
-            leaf = np.asarray(leaf)
+        for leaf in checkpoints.read_leaves(manifest.parent):
             if np.issubdtype(leaf.dtype, np.floating):
                 total += float(np.sum(np.abs(leaf.astype(np.float64))))
     return total

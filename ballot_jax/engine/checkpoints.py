@@ -1,12 +1,13 @@
-"""Orbax checkpoints: periodic ones for resuming, and named one-shot items (rewind point, masks).
+"""Checkpoints: periodic ones for resuming (Orbax), and named one-shot items (rewind point, masks,
+final states): raw leaves when one process holds them all (``save_item``), Orbax otherwise.
 
 Every restore is checked against the tree the run expects; a mismatch (another model, another
 config, a truncated write) raises ``CheckpointMismatchError`` naming the directory to delete, never
 silently reusing it.
 
 Integrity: every finished artefact carries SHA-256 checksums, written once its save has completed
-and verified before anything reads it (so Orbax never reads a damaged file). An Orbax item
-(``save_item``, each periodic checkpoint) gets a ``SHA256SUMS.json`` manifest of all its files
+and verified before anything reads it (so nothing reads a damaged file). An item (``save_item``,
+each periodic checkpoint) gets a ``SHA256SUMS.json`` manifest of all its files
 inside its directory; a JSON record (``write_json``) holds the checksum of its content under the
 key ``"_sha256"`` (one file, replaced atomically). A damaged, truncated or checksum-less artefact
 raises ``CorruptArtefactError`` naming what to delete: the same command then redoes that part.
@@ -26,6 +27,8 @@ import shutil
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 import orbax.checkpoint as ocp
 
 from ballot_jax.engine.progress import log
@@ -171,9 +174,78 @@ def _check_steps(directory: pathlib.Path) -> None:
         _verify(step)
 
 
+# An item of one process whose leaves are plain arrays is written without Orbax (which costs ~30 ms
+# a save on this project's small states, ~40x a raw write): every leaf's bytes in one file, in
+# flattening order, and their shapes and dtypes beside it. Restores read either layout.
+LEAVES = "leaves.bin"
+LEAVES_INDEX = "leaves.json"
+LEAVES_FORMAT = "ballot_jax.leaves/1"
+
+
+def _plain_leaves(tree: PyTree) -> list | None:
+    """``tree``'s leaves when this process holds all of them as plain (non-key) arrays, else None."""
+    if jax.process_count() > 1:
+        return None
+    leaves = jax.tree.leaves(tree)
+    for leaf in leaves:
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            return None
+        dtype = getattr(leaf, "dtype", None)
+        if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+            return None
+    return leaves
+
+
+def _save_leaves(path: pathlib.Path, leaves: list) -> None:
+    """Write the leaves to a sibling directory, seal it, then move it into place."""
+    tmp = path.with_name(path.name + ".saving")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    index, offset = [], 0
+    with open(tmp / LEAVES, "wb") as f:
+        for leaf in leaves:
+            array = np.asarray(leaf)
+            f.write(array.tobytes())
+            index.append({"shape": list(array.shape), "dtype": array.dtype.name, "offset": offset})
+            offset += array.nbytes
+    (tmp / LEAVES_INDEX).write_text(json.dumps({"format": LEAVES_FORMAT, "leaves": index}))
+    _seal(tmp)
+    if path.exists():
+        shutil.rmtree(path)
+    tmp.replace(path)
+
+
+def _load_leaves(path: pathlib.Path) -> list[np.ndarray]:
+    index = json.loads((path / LEAVES_INDEX).read_text())
+    if index.get("format") != LEAVES_FORMAT:
+        raise ValueError(f"unknown item format {index.get('format')!r}")
+    data = (path / LEAVES).read_bytes()
+    leaves = []
+    for entry in index["leaves"]:
+        dtype = np.dtype(jnp.dtype(entry["dtype"]))
+        count = int(np.prod(entry["shape"], dtype=np.int64))
+        leaves.append(np.frombuffer(data, dtype, count, entry["offset"]).reshape(tuple(entry["shape"])).copy())
+    return leaves
+
+
+def _like_leaf(array: np.ndarray, like: Any) -> Any:
+    """``array`` as the kind of leaf ``like`` is (a jax.Array with its sharding, NumPy, a scalar)."""
+    if isinstance(like, jax.Array):
+        return jax.make_array_from_callback(array.shape, like.sharding, lambda index: array[index])
+    if isinstance(like, (np.ndarray, np.generic)):
+        return array
+    return array.item()
+
+
 def save_item(path: str | os.PathLike, tree: PyTree) -> None:
-    """Write one pytree to ``path`` (a directory), atomically, then its checksum manifest; overwrites."""
+    """Write one pytree to ``path`` (a directory), atomically, then its checksum manifest; overwrites.
+
+    One process with plain array leaves: raw leaves (``LEAVES``); otherwise Orbax."""
     path = pathlib.Path(path).absolute()
+    leaves = _plain_leaves(tree)
+    if leaves is not None:
+        _save_leaves(path, leaves)
+        return
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(path, tree, force=True)
         ckptr.wait_until_finished()
@@ -187,15 +259,40 @@ def load_item(path: str | os.PathLike, like: PyTree) -> PyTree:
     _check_present(path)
     _verify(path)
     try:
+        if (path / LEAVES_INDEX).is_file():
+            return _restore_leaves(path, like)
         with ocp.StandardCheckpointer() as ckptr:
             return ckptr.restore(path, _abstract(like))
     except (ValueError, KeyError, TypeError, FileNotFoundError) as err:
         raise _mismatch(path, err) from err
 
 
+def _restore_leaves(path: pathlib.Path, like: PyTree) -> PyTree:
+    arrays = _load_leaves(path)
+    like_leaves, treedef = jax.tree.flatten(like)
+    if len(arrays) != len(like_leaves):
+        raise ValueError(f"{len(arrays)} leaves saved, {len(like_leaves)} expected")
+    for i, (array, leaf) in enumerate(zip(arrays, like_leaves)):
+        shape, dtype = np.shape(leaf), np.dtype(getattr(leaf, "dtype", None) or np.asarray(leaf).dtype)
+        if array.shape != shape or array.dtype != dtype:
+            raise ValueError(f"leaf {i}: saved {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}")
+    return jax.tree.unflatten(treedef, [_like_leaf(a, leaf) for a, leaf in zip(arrays, like_leaves)])
+
+
+def read_leaves(path: str | os.PathLike) -> list[np.ndarray]:
+    """The leaves of the item at ``path`` without a template (either layout), verified first."""
+    path = pathlib.Path(path).absolute()
+    _check_present(path)
+    _verify(path)
+    if (path / LEAVES_INDEX).is_file():
+        return _load_leaves(path)
+    with ocp.StandardCheckpointer() as ckptr:
+        return [np.asarray(leaf) for leaf in jax.tree.leaves(ckptr.restore(path))]
+
+
 def item_exists(path: str | os.PathLike) -> bool:
-    """True if a finished item is at ``path``: Orbax renamed it into place and its manifest is
-    written (a directory without one is an unfinished save, to be saved again)."""
+    """True if a finished item is at ``path``: it was moved into place and its manifest is written
+    (a directory without one is an unfinished save, to be saved again)."""
     return (pathlib.Path(path) / MANIFEST).is_file()
 
 
