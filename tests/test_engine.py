@@ -225,3 +225,22 @@ def optax_trace(opt_state):
     import optax
 
     return optax.tree_utils.tree_get(opt_state, "trace")
+
+
+@pytest.mark.parametrize("name, kwargs, shape", [
+    ("mlp", {"hidden": (16,)}, (8,)),
+    ("small_cnn", {"channels": (4, 8), "dense": 16}, (8, 8, 3)),
+])
+def test_init_state_is_the_eager_initialisation_bit_for_bit(name, kwargs, shape):
+    """``init_state`` compiles ``model.init`` as one program: the same numbers as calling it eagerly
+    (every recorded result starts from these weights)."""
+    from ballot_jax.models import get_model
+
+    data = toy_dataset(n=32, dim=int(np.prod(shape)))
+    data = data._replace(train=data.train._replace(x=data.train.x.reshape(-1, *shape)))
+    model = get_model(name, num_classes=2, **kwargs)
+    for seed in (0, 5):
+        config = TrainConfig(steps=1, batch_size=8, seed=seed)
+        state = init_state(Task(model, data, data_mesh(jax.devices()[:1])), config)
+        params, model_state = model.init(jax.random.PRNGKey(seed), jax.numpy.asarray(data.train.x[:1]))
+        chex.assert_trees_all_equal((state.params, state.model_state), (params, model_state))
