@@ -273,7 +273,8 @@ def _restore_leaves(path: pathlib.Path, like: PyTree) -> PyTree:
     if len(arrays) != len(like_leaves):
         raise ValueError(f"{len(arrays)} leaves saved, {len(like_leaves)} expected")
     for i, (array, leaf) in enumerate(zip(arrays, like_leaves)):
-        shape, dtype = np.shape(leaf), np.dtype(getattr(leaf, "dtype", None) or np.asarray(leaf).dtype)
+        dtype = getattr(leaf, "dtype", None)  # a jax.Array's, read without fetching its data
+        shape, dtype = np.shape(leaf), np.dtype(np.asarray(leaf).dtype if dtype is None else dtype)
         if array.shape != shape or array.dtype != dtype:
             raise ValueError(f"leaf {i}: saved {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}")
     return jax.tree.unflatten(treedef, [_like_leaf(a, leaf) for a, leaf in zip(arrays, like_leaves)])
