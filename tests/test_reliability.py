@@ -328,6 +328,15 @@ def test_orbax_items_of_earlier_versions_and_key_leaves_still_load(tmp_path):
     np.testing.assert_array_equal(checkpoints.read_leaves(new)[1], small_tree()["w"])
 
 
+def test_an_item_with_a_leaf_no_checkpoint_can_hold_is_refused_when_saved_not_when_read(tmp_path):
+    """A string leaf (or an object array) is not written as raw leaves, to fail only on reading: it
+    goes to Orbax, which refuses it at save time, and nothing is left that looks finished."""
+    for odd in ("abc", np.array(["a", "b"]), np.array([object()], dtype=object)):
+        with pytest.raises(ValueError, match="Unsupported (type|data type)"):  # Orbax's words
+            checkpoints.save_item(tmp_path / "item", {"w": jnp.ones(3), "odd": odd})
+        assert not checkpoints.item_exists(tmp_path / "item")
+
+
 def test_flipping_8_bytes_in_any_file_of_an_item_is_one_clear_error(tmp_path):
     reference = saved_item(tmp_path / "reference")
     for name in item_files(reference):

@@ -183,15 +183,22 @@ LEAVES_FORMAT = "ballot_jax.leaves/1"
 
 
 def _plain_leaves(tree: PyTree) -> list | None:
-    """``tree``'s leaves when this process holds all of them as plain (non-key) arrays, else None."""
+    """``tree``'s leaves when this process holds all of them as numeric or boolean arrays (or such
+    scalars), else None: typed PRNG keys, strings and other objects go to Orbax, which saves what
+    it supports and rejects the rest at save time."""
     if jax.process_count() > 1:
         return None
     leaves = jax.tree.leaves(tree)
     for leaf in leaves:
         if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
             return None
+        if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex)):
+            return None
         dtype = getattr(leaf, "dtype", None)
-        if dtype is not None and jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        dtype = np.asarray(leaf).dtype if dtype is None else dtype
+        if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or not (
+            jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
+        ):
             return None
     return leaves
 
