@@ -15,7 +15,7 @@ import optax
 import pytest
 
 import ballot_jax as bj
-from ballot_jax import objectives
+from ballot_jax import objectives, pruning
 from ballot_jax.data.base import Split
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig
@@ -332,3 +332,20 @@ def _sparse_like(method, t, cfg):
     s = method.setup(t, cfg, 0.5)
     mask = edge_popup.top_k_mask(s["state"].params["scores"], s["counts"])
     return {"params": edge_popup.materialise(s["state"].params, mask), "mask": mask}
+
+
+def test_top_k_mask_equals_the_pruning_ranking_rule_per_layer_and_global():
+    # Ties and exact zeros included: the score network's mask is the ranking rule's, per layer and global.
+    rng = np.random.default_rng(0)
+    scores = {"a": {"kernel": jnp.asarray(rng.integers(-3, 4, (6, 5)).astype(np.float32)), "bias": None},
+              "b": {"kernel": jnp.asarray(rng.normal(size=(5, 3)).astype(np.float32)), "bias": None}}
+    magnitude = jax.tree.map(jnp.abs, scores)
+    full = jax.tree.map(lambda s: jnp.ones(s.shape, bool), scores)
+    for counts in ([7, 4], [0, 15], [30, 0]):
+        expected = pruning.keep_top_k_per_leaf(magnitude, full, jnp.asarray(counts, jnp.int32))
+        chex.assert_trees_all_equal(edge_popup.top_k_mask(scores, counts), expected)
+    for total in (0, 1, 11, 45):
+        expected = pruning.keep_top_k_global(magnitude, full, jnp.int32(total))
+        chex.assert_trees_all_equal(jax.jit(lambda s: edge_popup.top_k_mask(s, total))(scores), expected)
+    with pytest.raises(ValueError, match="counts has 1 entries for 2 score leaves"):
+        edge_popup.top_k_mask(scores, [3])

@@ -105,3 +105,31 @@ def test_cannot_unprune_and_shape_errors():
         bj.prune_to_sparsity(bj.magnitude_scores(params, pruned), pruned, 0.5)
     with pytest.raises(ValueError, match="shape"):
         bj.prune({"w": jnp.ones((3, 2))}, mask, 0.5)
+
+
+# The sort-free top-k of a static count (edge-popup's per-step mask) against the ranking rule.
+_SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, float("nan"), float("inf"), float("-inf")]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_SPECIAL), st.floats(-3, 3, width=32)), min_size=1, max_size=40),
+       st.data())
+def test_keep_top_k_of_all_is_the_ranking_rule(values, data):
+    from ballot_jax.pruning import keep_top_k_of_all, rank_descending
+
+    scores = jnp.asarray(np.asarray(values, np.float32))
+    k = data.draw(st.integers(0, len(values)))
+    expected = np.asarray(rank_descending(scores, jnp.ones(len(values), bool)) < k)
+    got = np.asarray(jax.jit(keep_top_k_of_all, static_argnums=1)(scores, k))
+    np.testing.assert_array_equal(got, expected)
+    assert got.sum() == k
+
+
+def test_keep_top_k_of_all_ties_go_to_the_lower_index_and_bad_k_is_named():
+    from ballot_jax.pruning import keep_top_k_of_all
+
+    s = jnp.asarray([1.0, 2.0, 2.0, -0.0, 0.0, 2.0, float("nan")])
+    np.testing.assert_array_equal(keep_top_k_of_all(s, 2), [False, True, True, False, False, False, False])
+    np.testing.assert_array_equal(keep_top_k_of_all(s, 5), [True, True, True, True, False, True, False])
+    with pytest.raises(ValueError, match=r"k must be in \[0, 7\]"):
+        keep_top_k_of_all(s, 8)
