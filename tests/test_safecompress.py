@@ -201,7 +201,10 @@ def test_adversarial_term_absent_before_pretraining_ends_and_present_after(autho
     assert int(at_p.step) == run_schedule["pretrain_steps"]
     batch = put_batch(Trainer(t).batch(cfg, int(at_p.step), CFG.seed), t.mesh)
     common = dict(kind=AUTHORS.adversary_input, adversary_tx=optax.adam(AUTHORS.adversary_learning_rate))
-    pre_state, pre_stats = minmax.AdversarialTrainer(t, minmax=False, weight=0.5, **common).step_fn(cfg)(at_p, batch)
+    pre = minmax.AdversarialTrainer(t, minmax=False, weight=0.5, **common)
+    assert pre.stepped(at_p) is at_p.train  # pre-training steps the model alone; the adversary is carried
+    pre_train, pre_stats = pre.step_fn(cfg)(pre.stepped(at_p), batch)
+    pre_state = pre.with_stepped(at_p, pre_train)
     mm_state, mm_stats = minmax.AdversarialTrainer(t, minmax=True, weight=0.5, **common).step_fn(cfg)(at_p, batch)
     assert "adversarial_term" not in pre_stats
     chex.assert_trees_all_equal(pre_state.adversary, at_p.adversary)

@@ -198,6 +198,17 @@ class Trainer:
         train, idx = self.task.data.train, self.batch_indices(config, step, data_seed)
         return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx]}
 
+    def stepped(self, state: Any) -> Any:
+        """The part of ``state`` the compiled step reads and writes (all of it here). A subclass whose
+        state carries parts its step leaves unchanged returns the rest, so that the compiled step
+        does not copy them every step (e.g. an adversary carried through pre-training)."""
+        return state
+
+    def with_stepped(self, state: Any, stepped: Any) -> Any:
+        """``state`` with its :meth:`stepped` part replaced (the inverse of :meth:`stepped`)."""
+        del state
+        return stepped
+
     def _members(self) -> list[np.ndarray]:
         if self._group_members is None:
             self._group_members = group_index(self.task.data.train.group, self.task.data.info.num_groups)
@@ -234,10 +245,11 @@ class Trainer:
         start = int(state.step)
         bound = MAX_STEPS_IN_FLIGHT if mesh.devices.size > 1 else MAX_STEPS_IN_FLIGHT_ONE_DEVICE
         in_flight: collections.deque[jax.Array] = collections.deque()
+        outer, state = state, self.stepped(state)  # the steps see only their part; hooks and checkpoints all of it
         with bar(until_step, desc, initial=start) as progress:
             for step in range(start, until_step):
                 if on_step is not None:
-                    on_step(step, state)
+                    on_step(step, self.with_stepped(outer, state))
                 if gathered is not None:  # the batch is gathered on the device
                     idx = put_batch(self.batch_indices(config, step, data_seed), mesh)
                     state, stats = gathered(state, data, idx)
@@ -251,10 +263,10 @@ class Trainer:
                     progress.set_postfix(loss=f"{float(stats['loss']):.3f}", acc=f"{float(stats['accuracy']):.3f}")
                 done = step + 1
                 if periodic is not None and config.checkpoint_every and done % config.checkpoint_every == 0 and done < until_step:
-                    periodic.save(done, state)
+                    periodic.save(done, self.with_stepped(outer, state))
         if periodic is not None:
             periodic.close()
-        return state
+        return self.with_stepped(outer, state)
 
     def evaluate(self, state: TrainState, split) -> dict[str, Any]:
         info = self.task.data.info

@@ -130,15 +130,17 @@ class AdversarialTrainer(Trainer):
                 self._wrapped[config] = make_minmax_step(
                     self.task.model, tx, self.adversary_tx, self.task.mesh, self.weight, self.kind
                 )
-            else:
-                plain = super().step_fn(config)
-
-                def step(state: SafeState, batch):
-                    train, stats = plain(state.train, batch)
-                    return state._replace(train=train), stats
-
-                self._wrapped[config] = step
+            else:  # steps on ``state.train`` alone (``stepped``): the engine's shared plain step
+                self._wrapped[config] = super().step_fn(config)
         return self._wrapped[config]
+
+    def stepped(self, state: SafeState):
+        """Pre-training steps the model alone: the adversary and its optimizer state (megabytes for
+        the authors' adversary) stay out of the compiled step instead of being copied every step."""
+        return state if self.minmax else state.train
+
+    def with_stepped(self, state: SafeState, stepped) -> SafeState:
+        return stepped if self.minmax else state._replace(train=stepped)
 
     def adversary_accuracy(self, state: SafeState, split, batch_size: int = 512) -> float:
         """The adversary's group accuracy on a split (the model in eval mode)."""
