@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-SURROGATES = ("auto", "dp", "eo", "loss_var", "worst_cell")
+SURROGATES = ("auto", "dp", "eo", "loss_var", "worst_cell", "worst_group")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -36,6 +36,14 @@ def _group_means(values: jax.Array, groups: jax.Array, weights: jax.Array, num_g
     return total / jnp.maximum(count, 1e-12), count > 0
 
 
+def _soft_worst(ce: jax.Array, units: jax.Array, num_units: int, temperature: float) -> jax.Array:
+    """Σ_u q_u L_u − mean(ce): L_u the mean of ``ce`` over unit u, q = softmax(L / τ) over the units
+    present, no gradient through q (the soft worst unit, a group-DRO-like reweighting)."""
+    mean, present = _group_means(ce, units, jnp.ones_like(ce), num_units)
+    q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(mean) / temperature, -jnp.inf))
+    return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce)
+
+
 def fairness_surrogate(
     logits: jax.Array, batch: dict, num_groups: int, kind: str, temperature: float = 0.5
 ) -> jax.Array:
@@ -47,7 +55,10 @@ def fairness_surrogate(
     (group, label) cell c = group · C + y (C = ``logits.shape[-1]``) and q = softmax(L / τ) over the
     cells present, with τ = ``temperature`` and no gradient through q. Its gradient only ever adds
     weight to the high-loss cells (a soft worst-cell, group-DRO-like reweighting); unlike a variance
-    of losses it cannot be lowered by making the easy cells worse.
+    of losses it cannot be lowered by making the easy cells worse. "worst_group": the same over the
+    groups instead of the (group, label) cells (equal to "worst_cell" when the groups are the
+    classes): it reweights the group with the higher loss as a whole, i.e. aims at the groups'
+    accuracy gap rather than at their error rates within each class.
     """
     groups = batch["group"].astype(jnp.int32)
     if kind in ("dp", "eo"):
@@ -63,13 +74,13 @@ def fairness_surrogate(
         k = jnp.maximum(jnp.sum(present), 1)
         centre = jnp.sum(jnp.where(present, mean, 0.0)) / k
         return jnp.sum(jnp.where(present, (mean - centre) ** 2, 0.0)) / k
-    if kind == "worst_cell":
+    if kind in ("worst_cell", "worst_group"):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
+        if kind == "worst_group":
+            return _soft_worst(ce, groups, num_groups, temperature)
         num_classes = logits.shape[-1]
         cells = groups * num_classes + batch["y"].astype(jnp.int32)
-        mean, present = _group_means(ce, cells, jnp.ones_like(ce), num_groups * num_classes)
-        q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(mean) / temperature, -jnp.inf))
-        return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce)
+        return _soft_worst(ce, cells, num_groups * num_classes, temperature)
     raise ValueError(f"unknown surrogate {kind!r}; expected one of {SURROGATES[1:]}")
 
 

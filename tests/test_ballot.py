@@ -138,3 +138,38 @@ def test_worst_cell_objective_only_adds_weight_to_the_hard_cell():
         Ballot(disparity="variance").retrain_objective(2, 2)
     with pytest.raises(ValueError, match="temperature"):
         Ballot(disparity="worst_cell", disparity_temperature=0.0).retrain_objective(2, 2)
+
+
+def _reference_worst_group(logits, y, groups, temperature):
+    z = logits - logits.max(axis=1, keepdims=True)
+    ce = np.log(np.exp(z).sum(axis=1)) - z[np.arange(len(y)), y]
+    means = np.array([ce[groups == g].mean() for g in np.unique(groups)])
+    q = np.exp((means - means.max()) / temperature)
+    return float((q / q.sum()) @ means - ce.mean())
+
+
+@pytest.mark.parametrize("temperature", [0.1, 0.5, 100.0])
+@pytest.mark.parametrize("seed", range(3))
+def test_worst_group_disparity_equals_numpy_reference(seed, temperature):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(size=(50, 3)).astype(np.float32)
+    y, group = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
+    group[group == 1] = 3  # group 1 of 4 absent: ignored
+    got = fairness_surrogate(jnp.asarray(logits), {"y": jnp.asarray(y), "group": jnp.asarray(group)}, 4, "worst_group", temperature)
+    np.testing.assert_allclose(float(got), _reference_worst_group(logits.astype(np.float64), y, group, temperature), rtol=1e-4, atol=1e-6)
+    # groups = classes: one cell per group, so worst_group is worst_cell
+    same = {"y": jnp.asarray(y), "group": jnp.asarray(y)}
+    np.testing.assert_allclose(float(fairness_surrogate(jnp.asarray(logits), same, 3, "worst_group", temperature)),
+                               float(fairness_surrogate(jnp.asarray(logits), same, 3, "worst_cell", temperature)), rtol=1e-6)
+
+
+def test_worst_group_reweights_the_worse_group_as_a_whole():
+    # group 1 has the higher mean loss (its y=1 example is wrong); both its examples gain weight,
+    # group 0's lose weight -- worst_cell would only up-weight the one wrong cell.
+    logits = jnp.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0], [0.0, 0.0]])
+    batch = {"y": jnp.array([0, 1, 0, 1]), "group": jnp.array([0, 0, 1, 1])}
+    plain = jax.grad(Ballot(disparity_weight=0.0).retrain_objective(2, 2))(logits, batch)
+    fair = jax.grad(Ballot(disparity="worst_group", disparity_weight=0.5).retrain_objective(2, 2))(logits, batch)
+    scale = np.linalg.norm(fair, axis=1) / np.linalg.norm(plain, axis=1)
+    assert scale[2] > 1.0 and scale[3] > 1.0
+    assert scale[0] < 1.0 and scale[1] < 1.0

@@ -85,8 +85,8 @@ class Ballot:
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
-    disparity: str = "worst_cell"  # D: "worst_cell" | "loss_var" (variance of group losses) | "dp" | "eo"
-    disparity_temperature: float = 0.5  # τ of "worst_cell"
+    disparity: str = "worst_cell"  # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo"
+    disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
     # dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε), by ``mu_rule``; empty: μ = disparity_weight.
     disparity_weights: tuple = (0.0, 0.3, 1.0)
