@@ -327,8 +327,10 @@ def random_mask(key: jax.Array, mask: Mask, keep_counts: Sequence[int]) -> Mask:
     return keep_top_k_per_leaf(uniform_scores(key, mask), mask, counts)
 
 
+@jax.jit
 def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
-    """U(0, 1) scores for every prunable leaf (leaf i from ``fold_in(key, i)``), ``None`` elsewhere."""
+    """U(0, 1) scores for every prunable leaf (leaf i from ``fold_in(key, i)``), ``None`` elsewhere.
+    One compiled program per mask structure (the same numbers as drawing leaf by leaf)."""
     return map_prunable_with_keys(lambda k, m: jax.random.uniform(k, jnp.shape(m)), key, mask)
 
 

@@ -370,3 +370,14 @@ def test_ours_preset_reproduces_the_record_from_before_the_presets(tmp_path):
         [[c["val_accuracy"] for c in u["candidates"]] for u in updates], ref["candidate_val_accuracy"], atol=1e-7
     )
     np.testing.assert_allclose([[c["mcd"] for c in u["candidates"]] for u in updates], ref["candidate_mcd"], atol=1e-6)
+
+
+def test_init_adversary_draws_the_same_numbers_as_one_draw_per_kernel():
+    # One compiled draw for every kernel; the numbers are those of drawing each kernel on its own.
+    key = jax.random.PRNGKey(3)
+    params = init_adversary(key, 10, 4, "softmax_label", init_std=0.02)
+    for i, name in enumerate(sorted(params)):
+        shape = params[name]["kernel"].shape
+        one = 0.02 * jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32)
+        np.testing.assert_array_equal(np.asarray(params[name]["kernel"]), np.asarray(one), err_msg=name)
+        np.testing.assert_array_equal(np.asarray(params[name]["bias"]), np.zeros(shape[1], np.float32))

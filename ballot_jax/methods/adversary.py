@@ -5,6 +5,8 @@ and its chance level. The min-max training against it is ``minmax.py``.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import jax
@@ -67,11 +69,18 @@ def init_adversary(
         width += branch("label", num_classes, label_widths)
     width = branch("fuse", width, fuse_widths)
     layers["out"] = (width, num_groups)
-    params = {}
-    for i, (name, (n_in, n_out)) in enumerate(sorted(layers.items())):
-        kernel = init_std * jax.random.normal(jax.random.fold_in(key, i), (n_in, n_out), jnp.float32)
-        params[name] = {"kernel": kernel, "bias": jnp.zeros((n_out,), jnp.float32)}
-    return params
+    shapes = sorted(layers.items())
+    normals = _standard_normals(key, tuple(shape for _, shape in shapes))
+    # The scaling stays outside the compiled draw: fused into it, XLA rounds some kernels differently.
+    return {name: {"kernel": init_std * z, "bias": jnp.zeros((shape[1],), jnp.float32)}
+            for (name, shape), z in zip(shapes, normals)}
+
+
+@functools.partial(jax.jit, static_argnums=1)
+def _standard_normals(key: jax.Array, shapes: tuple) -> list[jax.Array]:
+    """N(0, 1) draws of ``shapes``, the i-th from ``fold_in(key, i)``: one compiled program instead of
+    one per shape (the same numbers as drawing them one by one)."""
+    return [jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32) for i, shape in enumerate(shapes)]
 
 
 def apply_adversary(params: dict, features: jax.Array, label_code: jax.Array | None) -> jax.Array:
