@@ -81,19 +81,42 @@ def rank_descending(scores: jax.Array, alive: jax.Array, tiebreak: jax.Array | N
 def keep_top_k_of_all(scores: jax.Array, k: int) -> jax.Array:
     """Bool vector keeping the ``k`` best entries of the 1-D ``scores`` by the ranking rule, every
     entry alive: equal to ``rank_descending(scores, all True) < k`` (ties to the lower index, NaN
-    lowest, -0.0 equal to +0.0), with one ``lax.top_k`` instead of a sort. ``k`` is a Python int (a
-    static count, e.g. edge-popup's per-step top-k; ~6x faster than the sort for 16k entries on a
-    CPU). Jit-able."""
+    lowest, -0.0 equal to +0.0), without a sort. ``k`` is a Python int (a static count, e.g.
+    edge-popup's per-step top-k). Jit-able.
+
+    The k-th largest score is found by bisection on an order-preserving uint32 image of the float32
+    scores (32 counting passes, exact); the entries above it are kept, and of those equal to it the
+    first ones in index order. On a CPU this is 2.6x faster than ``lax.top_k`` for 16k entries with
+    k = 20% (and a sort is slower still); it scales as 32 passes over the data.
+    """
     n = int(np.size(scores))
     k = operator.index(k)
     if not 0 <= k <= n:
         raise ValueError(f"k must be in [0, {n}] (the number of scores), got {k}")
     if k in (0, n):
         return jnp.full((n,), k == n)
-    s = jnp.asarray(scores, jnp.float32).reshape(-1)
-    s = jnp.where(jnp.isnan(s), -jnp.inf, jnp.where(s == 0, jnp.float32(0), s))  # lax.top_k orders -0 < +0
-    _, idx = jax.lax.top_k(s, k)  # equal values: the lower index first
-    return jnp.zeros((n,), bool).at[idx].set(True)
+    key = _ordered_uint32(jnp.asarray(scores, jnp.float32).reshape(-1))
+
+    def halve(_, bounds):  # invariant: count(key >= lo) >= k > count(key >= hi)
+        lo, hi = bounds
+        mid = lo + (hi - lo) // 2
+        enough = jnp.sum(key >= mid) >= k
+        return jnp.where(enough, mid, lo), jnp.where(enough, hi, mid)
+
+    # Bounds from the data (so they are device-varying inside shard_map when the scores are); the
+    # max + 1 cannot overflow: 2^32 - 1 is the image of a NaN only, and NaNs were mapped to -inf.
+    kth, _ = jax.lax.fori_loop(0, 32, halve, (jnp.min(key), jnp.max(key) + jnp.uint32(1)))
+    above, tied = key > kth, key == kth
+    return above | (tied & (jnp.cumsum(tied) <= k - jnp.sum(above)))
+
+
+def _ordered_uint32(s: jax.Array) -> jax.Array:
+    """uint32 keys in the order of the float32 ``s`` (NaN as -inf, -0.0 as +0.0): equal floats get
+    equal keys, larger floats larger keys."""
+    s = jnp.where(jnp.isnan(s), -jnp.inf, jnp.where(s == 0, jnp.float32(0), s))
+    bits = jax.lax.bitcast_convert_type(s, jnp.uint32)
+    negative = (bits >> 31) == 1
+    return jnp.where(negative, ~bits, bits | jnp.uint32(0x80000000))
 
 
 def flat_prunable(tree: PyTree, mask: Mask, dtype=None) -> jax.Array:
