@@ -185,8 +185,8 @@ def test_vs_torch_twin_layouts_round_trip():
 def test_loop_quick(tmp_path):
     stdout, data = run_benchmark("loop", tmp_path)
     rows = table_lines(stdout, "vs bare")[2:]
-    assert [r.split()[1] for r in rows] == ["bare", "loop", "loop_host_batches", "loop_bound2", "host_indices"]
-    assert set(data["loop_over_bare"]) == {"small_cnn"}
+    assert [r.split()[1] for r in rows] == ["bare", "bare_gather", "loop", "loop_host_batches", "loop_bound2", "host_indices"]
+    assert set(data["loop_over_bare"]) == set(data["loop_over_bare_gather"]) == {"small_cnn"}
     m = data["measurements"]["small_cnn"]
     assert m["max_steps_in_flight"] >= 1 and m["steps_per_sample"] == 4
     for v in m["variants"].values():
