@@ -40,6 +40,7 @@ from ballot_jax.metrics import (
 from ballot_jax.optim import FixedMaskState, fixed_mask, with_mask
 from ballot_jax.pruning import (
     keep_top_k_global,
+    keep_top_k_of_all,
     keep_top_k_per_leaf,
     magnitude_scores,
     num_keep_for_sparsity,

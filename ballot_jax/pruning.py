@@ -86,8 +86,8 @@ def keep_top_k_of_all(scores: jax.Array, k: int) -> jax.Array:
 
     The k-th largest score is found by bisection on an order-preserving uint32 image of the float32
     scores (32 counting passes, exact); the entries above it are kept, and of those equal to it the
-    first ones in index order. On a CPU this is 2.6x faster than ``lax.top_k`` for 16k entries with
-    k = 20% (and a sort is slower still); it scales as 32 passes over the data.
+    first ones in index order. On this project's 2-core CPU it was 2.2-2.6x faster than ``lax.top_k``
+    for 16k entries with k = 20% and 3.4x for 262k (a sort is slower still): 32 passes over the data.
     """
     n = int(np.size(scores))
     k = operator.index(k)
@@ -360,6 +360,7 @@ def uniform_scores(key: jax.Array, mask: Mask) -> PyTree:
 __all__ = [
     "check_no_nan",
     "keep_top_k_global",
+    "keep_top_k_of_all",
     "keep_top_k_per_leaf",
     "magnitude_scores",
     "num_keep_for_sparsity",
