@@ -97,6 +97,8 @@ def test_pruning_entry_points_jit_with_traced_inputs():
     chex.assert_trees_all_equal(jax.jit(bj.prune_to_count)(scores, mask, 17), bj.prune_to_count(scores, mask, 17))
     _same(bj.keep_top_k_global, scores, mask, jnp.int32(5))
     _same(bj.keep_top_k_per_leaf, scores, mask, jnp.asarray([3, 4]))
+    flat = pruning.flat_prunable(scores, mask)  # keep_top_k_of_all: a static count, traced scores
+    chex.assert_trees_all_equal(jax.jit(bj.keep_top_k_of_all, static_argnums=1)(flat, 17), bj.keep_top_k_of_all(flat, 17))
     _same(pruning.random_mask, jax.random.key(1), mask, [10, 20])
     _same(pruning.uniform_scores, jax.random.key(1), mask)
     _same(bj.magnitude_scores, params, mask)
