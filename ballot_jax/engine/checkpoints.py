@@ -182,6 +182,13 @@ LEAVES_INDEX = "leaves.json"
 LEAVES_FORMAT = "ballot_jax.leaves/1"
 
 
+def _leaf_dtype(leaf: Any):
+    """A leaf's dtype: an array's own (a jax.Array's read without fetching its data), else NumPy's
+    for the Python or NumPy scalar."""
+    dtype = getattr(leaf, "dtype", None)
+    return np.asarray(leaf).dtype if dtype is None else dtype
+
+
 def _plain_leaves(tree: PyTree) -> list | None:
     """``tree``'s leaves when this process holds all of them as numeric or boolean arrays (or such
     scalars), else None: typed PRNG keys, strings and other objects go to Orbax, which saves what
@@ -194,8 +201,7 @@ def _plain_leaves(tree: PyTree) -> list | None:
             return None
         if not isinstance(leaf, (jax.Array, np.ndarray, np.generic, bool, int, float, complex)):
             return None
-        dtype = getattr(leaf, "dtype", None)
-        dtype = np.asarray(leaf).dtype if dtype is None else dtype
+        dtype = _leaf_dtype(leaf)
         if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key) or not (
             jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)
         ):
@@ -280,8 +286,7 @@ def _restore_leaves(path: pathlib.Path, like: PyTree) -> PyTree:
     if len(arrays) != len(like_leaves):
         raise ValueError(f"{len(arrays)} leaves saved, {len(like_leaves)} expected")
     for i, (array, leaf) in enumerate(zip(arrays, like_leaves)):
-        dtype = getattr(leaf, "dtype", None)  # a jax.Array's, read without fetching its data
-        shape, dtype = np.shape(leaf), np.dtype(np.asarray(leaf).dtype if dtype is None else dtype)
+        shape, dtype = np.shape(leaf), np.dtype(_leaf_dtype(leaf))
         if array.shape != shape or array.dtype != dtype:
             raise ValueError(f"leaf {i}: saved {array.dtype}{list(array.shape)}, expected {dtype}{list(shape)}")
     return jax.tree.unflatten(treedef, [_like_leaf(a, leaf) for a, leaf in zip(arrays, like_leaves)])

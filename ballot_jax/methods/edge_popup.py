@@ -28,7 +28,7 @@ from ballot_jax.masks import (
 )
 from ballot_jax.optim import with_mask
 from ballot_jax.layer_budgets import distribute_keep_counts
-from ballot_jax.pruning import keep_top_k_of_all, num_keep_for_sparsity
+from ballot_jax.pruning import flat_prunable, keep_top_k_of_all, num_keep_for_sparsity, unflatten_prunable
 
 PyTree = Any
 
@@ -116,17 +116,15 @@ def keep_counts(template: Mask, sparsity: float, scope: str) -> list[int] | int:
 def top_k_mask(scores: PyTree, counts: Sequence[int] | int) -> Mask:
     """Bool mask of the top |score| entries: ``counts`` total (int) or per leaf (list), Python ints.
     Ties go to the lower position in tree-flatten order, as in ``pruning``'s ranking rule. Jit-able."""
-    leaves, treedef = jax.tree.flatten(scores)
-    magnitude = [jnp.abs(jax.lax.stop_gradient(s)).reshape(-1) for s in leaves]
+    magnitude = jax.tree.map(lambda s: jnp.abs(jax.lax.stop_gradient(s)), scores)
     if isinstance(counts, (int, np.integer)):
-        keep = keep_top_k_of_all(jnp.concatenate(magnitude), int(counts))
-        offsets = np.cumsum([0] + [m.size for m in magnitude])
-        flat = [keep[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
-    else:
-        if len(counts) != len(leaves):
-            raise ValueError(f"counts has {len(counts)} entries for {len(leaves)} score leaves")
-        flat = [keep_top_k_of_all(m, c) for m, c in zip(magnitude, counts)]
-    return jax.tree.unflatten(treedef, [k.reshape(jnp.shape(s)) for k, s in zip(flat, leaves)])
+        return unflatten_prunable(keep_top_k_of_all(flat_prunable(magnitude, scores), int(counts)), scores)
+    leaves, treedef = jax.tree.flatten(magnitude)
+    if len(counts) != len(leaves):
+        raise ValueError(f"counts has {len(counts)} entries for {len(leaves)} score leaves")
+    return jax.tree.unflatten(
+        treedef, [keep_top_k_of_all(m.reshape(-1), c).reshape(m.shape) for m, c in zip(leaves, counts)]
+    )
 
 
 def materialise(trainable: PyTree, mask: Mask, straight_through: bool = False) -> PyTree:

@@ -118,21 +118,20 @@ class AdversarialTrainer(Trainer):
     def __init__(self, task: Task, *, minmax: bool, weight: float, kind: str, adversary_tx):
         super().__init__(task)
         self.minmax, self.weight, self.kind, self.adversary_tx = minmax, weight, kind, adversary_tx
-        self._wrapped: dict[TrainConfig, Callable] = {}
+        self._minmax_steps: dict[TrainConfig, Callable] = {}
         self._attack = None
 
     def step_fn(self, config: TrainConfig, objective=None) -> Callable:
         if objective is not None:
             raise ValueError("AdversarialTrainer has its own objective")
-        if config not in self._wrapped:
-            if self.minmax:
-                tx = fixed_mask(self.make_tx(config), None)  # the mask is read from the state
-                self._wrapped[config] = make_minmax_step(
-                    self.task.model, tx, self.adversary_tx, self.task.mesh, self.weight, self.kind
-                )
-            else:  # steps on ``state.train`` alone (``stepped``): the engine's shared plain step
-                self._wrapped[config] = super().step_fn(config)
-        return self._wrapped[config]
+        if not self.minmax:  # steps on ``state.train`` alone (``stepped``): the engine's shared plain step
+            return super().step_fn(config)
+        if config not in self._minmax_steps:
+            tx = fixed_mask(self.make_tx(config), None)  # the mask is read from the state
+            self._minmax_steps[config] = make_minmax_step(
+                self.task.model, tx, self.adversary_tx, self.task.mesh, self.weight, self.kind
+            )
+        return self._minmax_steps[config]
 
     def stepped(self, state: SafeState):
         """Pre-training steps the model alone: the adversary and its optimizer state (megabytes for
