@@ -137,6 +137,11 @@ def _ballot_problems(
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))
+    alternatives = options.get("disparity_alternatives", ())
+    if not isinstance(alternatives, (tuple, list)) or any(d not in SURROGATES[1:] for d in alternatives):
+        bad("disparity_alternatives", "a tuple of disparities from " + ", ".join(map(repr, SURROGATES[1:])))
+    elif alternatives and not options.get("disparity_weights", (0.0,)):
+        bad("disparity_alternatives", "() when disparity_weights is empty (the choice needs a μ search)")
     for field in ("score_batches", "per_group_batch"):
         if field in options and not options[field] >= 1:
             bad(field, "an integer >= 1")

@@ -17,7 +17,7 @@ from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import LTH, Ballot
-from ballot_jax.methods.ballot import choose_within_epsilon
+from ballot_jax.methods.ballot import cells_are_groups, choose_disparity, choose_within_epsilon
 from ballot_jax.methods.ballot_vote import make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
 
@@ -277,6 +277,66 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     assert choose_within_epsilon(
         {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01, method.mu_rule
     ) == record["disparity_weight"] and record["mu_rule"] == "strongest"
+
+
+def test_choose_disparity_takes_the_lowest_validation_cwv_ties_the_first():
+    val = {"worst_cell": {"accuracy": 0.9, "cwv": 0.002}, "worst_group": {"accuracy": 0.8, "cwv": 0.001}}
+    assert choose_disparity(val) == "worst_group"
+    assert choose_disparity({**val, "worst_group": val["worst_cell"]}) == "worst_cell"
+    assert choose_disparity(dict(reversed(list({**val, "worst_group": val["worst_cell"]}.items())))) == "worst_group"
+
+
+def test_cells_are_groups():
+    split = toy_dataset().train
+    assert not cells_are_groups(split)  # two groups, both labels in each
+    assert cells_are_groups(split._replace(group=split.y))
+    assert cells_are_groups(split._replace(group=np.where(split.y == 1, 2, split.group * 0)))  # one label a group
+
+
+ONE_SHOT_W = dict(fraction=0.5, selection="magnitude", pruning="one_shot", rewind=False, disparity_weights=(0.0, 1.0))
+
+
+def test_disparity_alternatives_run_each_search_and_keep_the_fairer_on_validation(tmp_path):
+    """The μ search runs for worst_cell and for worst_group (μ = 0, no D term, trained once); each
+    D's candidates equal those of a run with that D alone, number for number; the D whose chosen
+    candidate has the lower validation CWV wins, and every extra candidate is search cost."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    dense = tmp_path / "dense"
+    record = Ballot(**ONE_SHOT_W, disparity_alternatives=("worst_group",)).run(
+        task, CFG, 0.75, tmp_path / "both", dense_dir=dense)
+    assert (tmp_path / "both" / "worst_group" / "mu_1" / "level_01" / "final").is_dir()
+    assert not (tmp_path / "both" / "worst_group" / "mu_0").exists()
+    alone = {d: Ballot(**ONE_SHOT_W, disparity=d).run(task, CFG, 0.75, tmp_path / d, dense_dir=dense)
+             for d in ("worst_cell", "worst_group")}
+    assert record["search"] == alone["worst_cell"]["search"]
+    assert set(record["disparity_search"]) == {"worst_cell", "worst_group"}
+    for d, r in alone.items():
+        assert record["disparity_search"][d]["search"] == r["search"]
+        assert record["disparity_search"][d]["disparity_weight"] == r["disparity_weight"]
+    assert alone["worst_cell"]["search"]["1"] != alone["worst_group"]["search"]["1"]  # two objectives
+    picked = {d: alone[d]["search"][f"{alone[d]['disparity_weight']:g}"] for d in alone}
+    assert record["disparity"] == choose_disparity(picked)
+    winner = alone[record["disparity"]]
+    assert (record["disparity_weight"], record["val"], record["test"]) == (
+        winner["disparity_weight"], winner["val"], winner["test"])
+    assert record["search_steps"] == 2 * alone["worst_cell"]["search_steps"] > 0  # two extra candidates
+    assert (tmp_path / "both" / record["run_dir"] / "level_01" / "final").is_dir()
+
+
+def test_disparity_alternatives_train_nothing_more_when_cells_are_groups(tmp_path):
+    data = toy_dataset()
+    data = data._replace(**{s: getattr(data, s)._replace(group=getattr(data, s).y) for s in ("train", "val", "test")})
+    task = Task(mlp_model(16), data, data_mesh(jax.devices()[:1]))
+    dense = tmp_path / "dense"
+    record = Ballot(**ONE_SHOT_W, disparity_alternatives=("worst_group",)).run(task, CFG, 0.75, tmp_path / "a", dense_dir=dense)
+    plain = Ballot(**ONE_SHOT_W).run(task, CFG, 0.75, tmp_path / "b", dense_dir=dense)
+    assert not (tmp_path / "a" / "worst_group").exists()
+    assert record["disparity"] == "worst_cell" and list(record["disparity_search"]) == ["worst_cell"]
+    for k in ("search", "search_steps", "disparity_weight", "val", "test", "run_dir"):
+        assert record[k] == plain[k], k
+    with pytest.raises(ValueError, match="disparity_alternatives needs a μ search"):
+        Ballot(**{**ONE_SHOT_W, "disparity_weights": ()}, disparity_alternatives=("worst_group",)).run(
+            task, CFG, 0.75, tmp_path / "c")
 
 
 def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(tmp_path):

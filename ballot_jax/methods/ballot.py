@@ -36,6 +36,8 @@ from __future__ import annotations
 import dataclasses
 import pathlib
 
+import numpy as np
+
 from ballot_jax import ballot
 from ballot_jax.engine.levels import LevelPlan, level_dir, run_levels
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
@@ -87,6 +89,10 @@ class Ballot:
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
     disparity: str = "worst_cell"  # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
+    # other D's tried per run beside ``disparity`` (needs a μ search): the μ search runs for each, and
+    # the D whose chosen candidate has the lowest validation CWV wins (ties: ``disparity``); one that
+    # is the same objective on the training split (cells = groups) is not retrained
+    disparity_alternatives: tuple = ()
     # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
     # dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε), by ``mu_rule``; empty: μ = disparity_weight.
     disparity_weights: tuple = (0.0, 0.3, 1.0)
@@ -164,6 +170,9 @@ class Ballot:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         if self.mu_rule not in MU_RULES:
             raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {self.mu_rule!r}")
+        if self.disparity_alternatives and not self.disparity_weights:
+            raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
+                             "(e.g. (0.0, 0.3, 1.0)) or disparity_alternatives=()")
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
@@ -243,34 +252,83 @@ class Ballot:
             task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir or watched_dense, trainer=trainer
         )
 
+    def _disparities(self, task: Task) -> tuple[str, ...]:
+        """``disparity`` and those of ``disparity_alternatives`` that are another objective on this
+        training split (with one label per group the (group, label) cells are the groups, and
+        ``worst_group`` is ``worst_cell``)."""
+        units = [self.disparity]
+        same = {"worst_cell", "worst_group"} if cells_are_groups(task.data.train) else set()
+        for d in self.disparity_alternatives:
+            if d not in units and not (d in same and self.disparity in same):
+                units.append(d)
+        return tuple(units)
+
     def _search(self, task, config, retrain, keep_counts, sparsity, workdir, dense_dir) -> Record:
         """μ chosen on validation under the accuracy constraint: every candidate retrains from the same
         selection (one dense phase, shared); of those whose val accuracy is within ε of the dense
         model's, ``mu_rule`` picks one (:func:`choose_within_epsilon`), else the most accurate wins.
-        The candidates' extra steps are the search's cost (``search_steps``)."""
+        With ``disparity_alternatives`` the search runs for each disparity D (the first μ, no D term
+        when it is 0, is trained once; an alternative's candidates live in ``<workdir>/<D>/``) and
+        :func:`choose_disparity` picks among the D's chosen candidates. The candidates' extra steps
+        are the search's cost (``search_steps``)."""
+        first = self.disparity_weights[0]
+        units = self._disparities(task)
+
+        def key(d, w):  # the first μ's candidate is shared by every D only when it has no D term
+            return (units[0], w) if w == first and first == 0 else (d, w)
+
         runs = {}
-        for i, weight in enumerate(self.disparity_weights):
-            shared = None if i == 0 else (dense_dir or level_dir(workdir / f"mu_{self.disparity_weights[0]:g}", 0))
-            runs[weight] = self._run_levels(
-                task, config, retrain, keep_counts, weight, workdir / f"mu_{weight:g}",
-                dense_dir=dense_dir if i == 0 else None, watched_dense=shared,
-            )
-        dense_acc = runs[self.disparity_weights[0]][0]["val"]["accuracy"]
-        chosen = choose_within_epsilon(
-            {w: lv[-1]["val"] for w, lv in runs.items()}, dense_acc, self.epsilon, self.mu_rule
-        )
+        for d in units:
+            variant = self if d == self.disparity else dataclasses.replace(self, disparity=d)
+            home = workdir if d == self.disparity else workdir / d
+            for weight in self.disparity_weights:
+                if key(d, weight) in runs:
+                    continue
+                shared = None if not runs else (dense_dir or level_dir(workdir / f"mu_{first:g}", 0))
+                runs[(d, weight)] = variant._run_levels(
+                    task, config, retrain, keep_counts, weight, home / f"mu_{weight:g}",
+                    dense_dir=dense_dir if not runs else None, watched_dense=shared,
+                )
+        dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
+        val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
+        mu = {d: choose_within_epsilon(val[d], dense_acc, self.epsilon, self.mu_rule) for d in units}
+        disparity = choose_disparity({d: val[d][mu[d]] for d in units})
+        chosen = key(disparity, mu[disparity])
         levels = runs[chosen]
         search_steps = (len(runs) - 1) * len(keep_counts) * self._steps_per_level(retrain)
-        search = {f"{w:g}": {"accuracy": lv[-1]["val"]["accuracy"], "cwv": lv[-1]["val"]["cwv"]} for w, lv in runs.items()}
+
+        def summary(d):
+            return {f"{w:g}": {"accuracy": v["accuracy"], "cwv": v["cwv"]} for w, v in val[d].items()}
+
         # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
-        search_time = sum(r["train_time_s"] for w, lv in runs.items() if w != chosen for r in lv[1:])
+        search_time = sum(r["train_time_s"] for k, lv in runs.items() if k != chosen for r in lv[1:])
+        extra = {}
+        if self.disparity_alternatives:
+            extra = {"disparity": disparity, "disparity_search": {
+                d: {"disparity_weight": mu[d], **summary(d)[f"{mu[d]:g}"], "search": summary(d)} for d in units}}
+        run_dir = f"mu_{chosen[1]:g}" if chosen[0] == self.disparity else f"{chosen[0]}/mu_{chosen[1]:g}"
         record = finish_record(
-            self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=chosen,
-            mu_rule=self.mu_rule, search=search, search_steps=search_steps, search_time_s=search_time,
-            run_dir=f"mu_{chosen:g}",  # the chosen candidate's levels, relative to the method's workdir
+            self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=mu[disparity],
+            mu_rule=self.mu_rule, search=summary(units[0]), search_steps=search_steps, search_time_s=search_time,
+            run_dir=run_dir,  # the chosen candidate's levels, relative to the method's workdir
+            **extra,
         )
         record["train_time_s"] += search_time  # the search is part of the method's budget
         return record
+
+
+def cells_are_groups(split) -> bool:
+    """Whether every group of ``split`` holds a single label, so that its (group, label) cells are its
+    groups (e.g. groups = classes)."""
+    pairs = np.unique(np.stack([np.asarray(split.group), np.asarray(split.y)]), axis=1)
+    return np.unique(pairs[0]).size == pairs.shape[1]
+
+
+def choose_disparity(val: dict) -> str:
+    """The key of ``val`` ({D: {"accuracy", "cwv"}}: each disparity's chosen candidate) with the
+    lowest validation CWV; ties: the first."""
+    keys = list(val)
+    return min(keys, key=lambda d: (val[d]["cwv"], keys.index(d)))
 
 
 def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest"):
@@ -301,6 +359,7 @@ class BallotAuthors(Ballot):
     rewind: bool = True
     disparity_weight: float = 0.0
     disparity_weights: tuple = ()
+    disparity_alternatives: tuple = ()
     name: str = "ballot_authors"
 
 
