@@ -277,16 +277,18 @@ class Ballot:
         def key(d, w):  # the first μ's candidate is shared by every D only when it has no D term
             return (units[0], w) if w == first and first == 0 else (d, w)
 
+        def candidate_dir(d, w):  # relative to the method's workdir
+            return pathlib.PurePosixPath(*(() if d == self.disparity else (d,)), f"mu_{w:g}")
+
         runs = {}
         for d in units:
             variant = self if d == self.disparity else dataclasses.replace(self, disparity=d)
-            home = workdir if d == self.disparity else workdir / d
             for weight in self.disparity_weights:
                 if key(d, weight) in runs:
                     continue
-                shared = None if not runs else (dense_dir or level_dir(workdir / f"mu_{first:g}", 0))
+                shared = None if not runs else (dense_dir or level_dir(workdir / candidate_dir(units[0], first), 0))
                 runs[(d, weight)] = variant._run_levels(
-                    task, config, retrain, keep_counts, weight, home / f"mu_{weight:g}",
+                    task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
                     dense_dir=dense_dir if not runs else None, watched_dense=shared,
                 )
         dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
@@ -297,20 +299,17 @@ class Ballot:
         levels = runs[chosen]
         search_steps = (len(runs) - 1) * len(keep_counts) * self._steps_per_level(retrain)
 
-        def summary(d):
-            return {f"{w:g}": {"accuracy": v["accuracy"], "cwv": v["cwv"]} for w, v in val[d].items()}
-
+        summary = {d: {f"{w:g}": {"accuracy": v["accuracy"], "cwv": v["cwv"]} for w, v in val[d].items()} for d in units}
         # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
         search_time = sum(r["train_time_s"] for k, lv in runs.items() if k != chosen for r in lv[1:])
         extra = {}
         if self.disparity_alternatives:
             extra = {"disparity": disparity, "disparity_search": {
-                d: {"disparity_weight": mu[d], **summary(d)[f"{mu[d]:g}"], "search": summary(d)} for d in units}}
-        run_dir = f"mu_{chosen[1]:g}" if chosen[0] == self.disparity else f"{chosen[0]}/mu_{chosen[1]:g}"
+                d: {"disparity_weight": mu[d], **summary[d][f"{mu[d]:g}"], "search": summary[d]} for d in units}}
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=mu[disparity],
-            mu_rule=self.mu_rule, search=summary(units[0]), search_steps=search_steps, search_time_s=search_time,
-            run_dir=run_dir,  # the chosen candidate's levels, relative to the method's workdir
+            mu_rule=self.mu_rule, search=summary[units[0]], search_steps=search_steps, search_time_s=search_time,
+            run_dir=str(candidate_dir(*chosen)),  # the chosen candidate's levels, relative to the method's workdir
             **extra,
         )
         record["train_time_s"] += search_time  # the search is part of the method's budget
