@@ -1,7 +1,7 @@
 """ballot_jax: fair sparse neural networks in JAX.
 
-The core (masks, pruning, updater, scorers, optim, metrics, grads, samplers, ballot, vote, stats)
-works on any params pytree, imports only jax, optax and numpy, and is jit-able. Models live in ``ballot_jax.models``, loaders in ``ballot_jax.data``, training in
+The core (masks, pruning, updater, scorers, optim, metrics, grads, samplers, ballot, vote, stats,
+detectability) works on any params pytree, imports only jax, optax and numpy, and is jit-able. Models live in ``ballot_jax.models``, loaders in ``ballot_jax.data``, training in
 ``ballot_jax.engine``, whole pruning strategies in ``ballot_jax.methods``.
 """
 
@@ -22,7 +22,7 @@ from ballot_jax.masks import (
     sparsity,
     sparsity_summary,
 )
-from ballot_jax import ballot, drop_grow, samplers, scorers, stats, updater, vote
+from ballot_jax import ballot, detectability, drop_grow, samplers, scorers, stats, updater, vote
 from ballot_jax.grads import GroupGrads, mean_group_grads, per_group_grads, sharded_group_grads
 from ballot_jax.metrics import (
     accuracy_by_group,

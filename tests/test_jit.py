@@ -44,6 +44,9 @@ HOST_ONLY = {
     "bootstrap_ci": "host statistics over seeds (NumPy)",
     "bootstrap_means": "host statistics over seeds (NumPy)",
     "paired_comparison": "host statistics over seeds (NumPy)",
+    "cwv_sampling_floor": "host arithmetic on test-split counts (NumPy)",
+    "oracle_group_accuracies": "host random draws (NumPy Generator)",
+    "fair_oracle_power": "host statistics over seeds (NumPy)",
     "is_traced": "a host predicate on values",
 }
 
@@ -197,7 +200,7 @@ def test_traced_fraction_counts_equal_the_host_rule_away_from_half_integers(a, b
 
 
 CORE_MODULES = ("masks", "pruning", "drop_grow", "layer_budgets", "updater", "scorers", "optim", "metrics", "grads",
-                "samplers", "ballot", "vote", "stats", "objectives", "tracing")
+                "samplers", "ballot", "vote", "stats", "detectability", "objectives", "tracing")
 
 
 def test_every_public_core_function_is_jitted_here_or_listed_host_only():
