@@ -415,7 +415,7 @@ def test_the_default_is_the_documented_one():
     validation under ε = 1 point."""
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
-    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule) == ("worst_cell", (0.0, 0.3, 1.0), 0.01, "strongest")
+    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule) == ("worst_cell", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest")
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):

@@ -95,7 +95,7 @@ class Ballot:
     disparity_alternatives: tuple = ()
     # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
     # dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε), by ``mu_rule``; empty: μ = disparity_weight.
-    disparity_weights: tuple = (0.0, 0.3, 1.0)
+    disparity_weights: tuple = (0.0, 0.1, 0.3, 1.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
     # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
