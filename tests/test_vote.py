@@ -279,6 +279,21 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     ) == record["disparity_weight"] and record["mu_rule"] == "strongest"
 
 
+def test_epsilon_reference_ticket_compares_with_the_first_candidate(tmp_path):
+    """epsilon_reference="ticket": the same candidates (resumed, nothing retrained), μ admitted
+    against the μ = 0 ticket's validation accuracy instead of the dense model's."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    method = Ballot(**ONE_SHOT_W, epsilon=0.0)
+    dense = method.run(task, CFG, 0.5, tmp_path)
+    ticket = dataclasses.replace(method, epsilon_reference="ticket").run(task, CFG, 0.5, tmp_path)
+    assert ticket["search"] == dense["search"]  # the same candidates, resumed
+    val = {float(k): v for k, v in ticket["search"].items()}
+    assert ticket["disparity_weight"] == choose_within_epsilon(val, val[0.0]["accuracy"], 0.0, "strongest")
+    assert dense["disparity_weight"] == choose_within_epsilon(val, dense["levels"][0]["val"]["accuracy"], 0.0, "strongest")
+    with pytest.raises(ValueError, match="epsilon_reference.*'dense', 'ticket'"):
+        dataclasses.replace(method, epsilon_reference="lth").run(task, CFG, 0.5, tmp_path)
+
+
 def test_choose_disparity_takes_the_lowest_validation_cwv_ties_the_first():
     val = {"worst_cell": {"accuracy": 0.9, "cwv": 0.002}, "worst_group": {"accuracy": 0.8, "cwv": 0.001}}
     assert choose_disparity(val) == "worst_group"

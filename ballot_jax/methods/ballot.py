@@ -53,6 +53,9 @@ from ballot_jax.objectives import fair_objective, resolve_surrogate
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
 MU_RULES = ("fairest", "strongest")
+# what the accuracy constraint of the μ search compares with: the dense model (the paper's θ*) or
+# the first μ candidate's ticket (μ = 0: no disparity term; in the rewinding mode Standard LTH itself)
+EPSILON_REFERENCES = ("dense", "ticket")
 # pruning="auto": the candidate modes, (pruning, rewind, the Ballot field naming the selection),
 # tried at the first μ; the more accurate on validation is kept (docs/method.md §5.6-5.7).
 AUTO_MODES = {
@@ -100,6 +103,9 @@ class Ballot:
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
     # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
     mu_rule: str = "strongest"
+    # the reference accuracy of ε: "dense" (the paper's Acc(θ) − Acc(θ*) ≤ ε, θ* the dense model) |
+    # "ticket" (the first μ candidate's validation accuracy: the same ticket without the disparity term)
+    epsilon_reference: str = "dense"
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
@@ -170,6 +176,8 @@ class Ballot:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         if self.mu_rule not in MU_RULES:
             raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {self.mu_rule!r}")
+        if self.epsilon_reference not in EPSILON_REFERENCES:
+            raise ValueError(f"Ballot.epsilon_reference must be one of {EPSILON_REFERENCES}, got {self.epsilon_reference!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0)) or disparity_alternatives=()")
@@ -266,7 +274,7 @@ class Ballot:
     def _search(self, task, config, retrain, keep_counts, sparsity, workdir, dense_dir) -> Record:
         """μ chosen on validation under the accuracy constraint: every candidate retrains from the same
         selection (one dense phase, shared); of those whose val accuracy is within ε of the dense
-        model's, ``mu_rule`` picks one (:func:`choose_within_epsilon`), else the most accurate wins.
+        model's (``epsilon_reference="ticket"``: of the first candidate's), ``mu_rule`` picks one (:func:`choose_within_epsilon`), else the most accurate wins.
         With ``disparity_alternatives`` the search runs for each disparity D (the first μ, no D term
         when it is 0, is trained once; an alternative's candidates live in ``<workdir>/<D>/``) and
         :func:`choose_disparity` picks among the D's chosen candidates. The candidates' extra steps
@@ -291,9 +299,10 @@ class Ballot:
                     task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
                     dense_dir=dense_dir if not runs else None, watched_dense=shared,
                 )
-        dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
-        mu = {d: choose_within_epsilon(val[d], dense_acc, self.epsilon, self.mu_rule) for d in units}
+        reference = {d: runs[(units[0], first)][0]["val"]["accuracy"] if self.epsilon_reference == "dense"
+                     else val[d][first]["accuracy"] for d in units}
+        mu = {d: choose_within_epsilon(val[d], reference[d], self.epsilon, self.mu_rule) for d in units}
         disparity = choose_disparity({d: val[d][mu[d]] for d in units})
         chosen = key(disparity, mu[disparity])
         levels = runs[chosen]
