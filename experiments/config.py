@@ -34,8 +34,8 @@ MUTABLE_KEYS = ("methods", "sparsities", "sparsity", "seeds")
 RUN_ONLY_KEYS = ("train.checkpoint_every", "train.eval_batch_size", "data.cache_dir")
 # Method options added with a default that changed what the method computes: a saved config without
 # the key ran with this value (Ballot's rewinding mode voted before session 6; its μ was the fairest
-# admissible one before session 7).
-LEGACY_VALUES = {"ballot.rewind_selection": "vote", "ballot.mu_rule": "fairest"}
+# admissible one before session 7; its accuracy constraint compared with the dense model before session 10).
+LEGACY_VALUES = {"ballot.rewind_selection": "vote", "ballot.mu_rule": "fairest", "ballot.epsilon_reference": "dense"}
 
 
 class ConfigMismatchError(ValueError):

@@ -628,15 +628,17 @@ def test_saved_configs_compare_by_the_model_actually_built():
 
 def test_a_workdir_from_before_an_option_changed_the_method_is_not_resumed_silently():
     """A saved config without ``ballot.rewind_selection`` ran Ballot's rewinding mode with the vote,
-    one without ``ballot.mu_rule`` chose the fairest admissible μ: resuming either with today's
-    defaults (|w|, the strongest μ) would mix two methods in one workdir, so each is a difference
-    that names the option; asking for the old values resumes it."""
+    one without ``ballot.mu_rule`` chose the fairest admissible μ, one without
+    ``ballot.epsilon_reference`` held μ to the dense model's accuracy: resuming any with today's
+    defaults (|w|, the strongest μ, the ticket's accuracy) would mix two methods in one workdir, so
+    each is a difference that names the option; asking for the old values resumes it."""
     current = run.config_to_json(digits.get_config())
-    older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k not in ("rewind_selection", "mu_rule")}}
+    legacy = {"rewind_selection": "vote", "mu_rule": "fairest", "epsilon_reference": "dense"}
+    older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k not in legacy}}
     assert run.config_differences(older, current) == [
+        "ballot.epsilon_reference: 'dense' (saved) != 'ticket' (now)",
         "ballot.mu_rule: 'fairest' (saved) != 'strongest' (now)",
         "ballot.rewind_selection: 'vote' (saved) != 'magnitude' (now)"]
-    legacy = {"rewind_selection": "vote", "mu_rule": "fairest"}
     assert run.config_differences(older, {**current, "ballot": {**current["ballot"], **legacy}}) == []
     no_ballot = {k: v for k, v in current.items() if k != "ballot"}  # a method that could not be imported then
     assert run.config_differences(no_ballot, current) == []

@@ -275,7 +275,7 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     chosen = record["search"][f"{record['disparity_weight']:g}"]
     assert record["val"]["accuracy"] == chosen["accuracy"]
     assert choose_within_epsilon(
-        {float(k): v for k, v in record["search"].items()}, record["levels"][0]["val"]["accuracy"], 0.01, method.mu_rule
+        {float(k): v for k, v in record["search"].items()}, record["search"]["0"]["accuracy"], 0.01, method.mu_rule
     ) == record["disparity_weight"] and record["mu_rule"] == "strongest"
 
 
@@ -283,12 +283,13 @@ def test_epsilon_reference_ticket_compares_with_the_first_candidate(tmp_path):
     """epsilon_reference="ticket": the same candidates (resumed, nothing retrained), μ admitted
     against the μ = 0 ticket's validation accuracy instead of the dense model's."""
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    method = Ballot(**ONE_SHOT_W, epsilon=0.0)
+    method = Ballot(**ONE_SHOT_W, epsilon=0.0, epsilon_reference="dense")
     dense = method.run(task, CFG, 0.5, tmp_path)
     ticket = dataclasses.replace(method, epsilon_reference="ticket").run(task, CFG, 0.5, tmp_path)
     assert ticket["search"] == dense["search"]  # the same candidates, resumed
     val = {float(k): v for k, v in ticket["search"].items()}
     assert ticket["disparity_weight"] == choose_within_epsilon(val, val[0.0]["accuracy"], 0.0, "strongest")
+    assert (ticket["epsilon_reference"], dense["epsilon_reference"]) == ("ticket", "dense")
     assert dense["disparity_weight"] == choose_within_epsilon(val, dense["levels"][0]["val"]["accuracy"], 0.0, "strongest")
     with pytest.raises(ValueError, match="epsilon_reference.*'dense', 'ticket'"):
         dataclasses.replace(method, epsilon_reference="lth").run(task, CFG, 0.5, tmp_path)
@@ -430,13 +431,14 @@ def test_the_default_is_the_documented_one():
     validation under ε = 1 point."""
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
-    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule) == ("worst_cell", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest")
+    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
+        "worst_cell", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
         for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
-                     "disparity_weights", "epsilon", "mu_rule", "disparity_temperature"):
+                     "disparity_weights", "epsilon", "mu_rule", "epsilon_reference", "disparity_temperature"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 
 

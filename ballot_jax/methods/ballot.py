@@ -103,9 +103,10 @@ class Ballot:
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
     # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
     mu_rule: str = "strongest"
-    # the reference accuracy of ε: "dense" (the paper's Acc(θ) − Acc(θ*) ≤ ε, θ* the dense model) |
-    # "ticket" (the first μ candidate's validation accuracy: the same ticket without the disparity term)
-    epsilon_reference: str = "dense"
+    # the reference accuracy of ε: "ticket" (the default since session 10: the first μ candidate's
+    # validation accuracy, the same ticket without the disparity term; LTH itself in the rewinding
+    # mode) | "dense" (the paper's Acc(θ) − Acc(θ*) ≤ ε, θ* the dense model; before session 10)
+    epsilon_reference: str = "ticket"
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
@@ -317,7 +318,7 @@ class Ballot:
                 d: {"disparity_weight": mu[d], **summary[d][f"{mu[d]:g}"], "search": summary[d]} for d in units}}
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=mu[disparity],
-            mu_rule=self.mu_rule, search=summary[units[0]], search_steps=search_steps, search_time_s=search_time,
+            mu_rule=self.mu_rule, epsilon_reference=self.epsilon_reference, search=summary[units[0]], search_steps=search_steps, search_time_s=search_time,
             run_dir=str(candidate_dir(*chosen)),  # the chosen candidate's levels, relative to the method's workdir
             **extra,
         )
