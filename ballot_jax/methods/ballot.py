@@ -97,7 +97,7 @@ class Ballot:
     # is the same objective on the training split (cells = groups) is not retrained
     disparity_alternatives: tuple = ()
     # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
-    # dense model's (the paper's Acc(θ) − Acc(θ*) ≤ ε), by ``mu_rule``; empty: μ = disparity_weight.
+    # ``epsilon_reference`` accuracy, by ``mu_rule``; empty: μ = disparity_weight.
     disparity_weights: tuple = (0.0, 0.1, 0.3, 1.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
@@ -181,7 +181,7 @@ class Ballot:
             raise ValueError(f"Ballot.epsilon_reference must be one of {EPSILON_REFERENCES}, got {self.epsilon_reference!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
-                             "(e.g. (0.0, 0.3, 1.0)) or disparity_alternatives=()")
+                             "(e.g. (0.0, 0.1, 0.3, 1.0)) or disparity_alternatives=()")
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
@@ -274,8 +274,9 @@ class Ballot:
 
     def _search(self, task, config, retrain, keep_counts, sparsity, workdir, dense_dir) -> Record:
         """μ chosen on validation under the accuracy constraint: every candidate retrains from the same
-        selection (one dense phase, shared); of those whose val accuracy is within ε of the dense
-        model's (``epsilon_reference="ticket"``: of the first candidate's), ``mu_rule`` picks one (:func:`choose_within_epsilon`), else the most accurate wins.
+        selection (one dense phase, shared); of those whose val accuracy is within ε of the first
+        candidate's (``epsilon_reference="ticket"``) or the dense model's (``"dense"``), ``mu_rule``
+        picks one (:func:`choose_within_epsilon`), else the most accurate wins.
         With ``disparity_alternatives`` the search runs for each disparity D (the first μ, no D term
         when it is 0, is trained once; an alternative's candidates live in ``<workdir>/<D>/``) and
         :func:`choose_disparity` picks among the D's chosen candidates. The candidates' extra steps
@@ -301,8 +302,8 @@ class Ballot:
                     dense_dir=dense_dir if not runs else None, watched_dense=shared,
                 )
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
-        reference = {d: runs[(units[0], first)][0]["val"]["accuracy"] if self.epsilon_reference == "dense"
-                     else val[d][first]["accuracy"] for d in units}
+        dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
+        reference = {d: dense_acc if self.epsilon_reference == "dense" else val[d][first]["accuracy"] for d in units}
         mu = {d: choose_within_epsilon(val[d], reference[d], self.epsilon, self.mu_rule) for d in units}
         disparity = choose_disparity({d: val[d][mu[d]] for d in units})
         chosen = key(disparity, mu[disparity])
@@ -318,7 +319,8 @@ class Ballot:
                 d: {"disparity_weight": mu[d], **summary[d][f"{mu[d]:g}"], "search": summary[d]} for d in units}}
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=mu[disparity],
-            mu_rule=self.mu_rule, epsilon_reference=self.epsilon_reference, search=summary[units[0]], search_steps=search_steps, search_time_s=search_time,
+            mu_rule=self.mu_rule, epsilon_reference=self.epsilon_reference, search=summary[units[0]],
+            search_steps=search_steps, search_time_s=search_time,
             run_dir=str(candidate_dir(*chosen)),  # the chosen candidate's levels, relative to the method's workdir
             **extra,
         )
