@@ -73,8 +73,9 @@ def detectability_rows(
             acc = per_seed(found[baseline], sparsity, "accuracy")
             rates = fair_oracle_power(cwv, per_seed(found[baseline], sparsity, "mcd"), acc, counts,
                                       num_draws=num_draws, seed=seed)
-            row = {"sparsity": sparsity, "baseline": baseline, "seeds": sorted(cwv), "accuracy": float(np.mean(list(acc.values()))),
-                   "cwv": float(np.mean(list(cwv.values()))), "floor": rates["floor"],
+            row = {"sparsity": sparsity, "baseline": baseline, "seeds": sorted(cwv),
+                   "accuracy": float(np.mean(list(acc.values()))), "cwv": float(np.mean(list(cwv.values()))),
+                   "floor": rates["floor"],
                    **{f"{k}_rate": rates[k] for k in ("cwv", "mcd", "both")}}
             if compared:
                 mine = per_seed(compared, sparsity, "cwv")
@@ -85,6 +86,7 @@ def detectability_rows(
 
 def markdown(title: str, counts: np.ndarray, names: Sequence[str], rows: Sequence[dict[str, Any]],
              method: str, num_draws: int) -> str:
+    """The report: the test split's group counts, a legend and one table row per ``rows`` entry."""
     header = ["Sparsity", "Baseline", "seeds", "accuracy", "CWV", "floor", "CWV / floor"]
     header += [f"{method} CWV"] if method else []
     header += ["oracle: CWV", "MCD", "both"]
