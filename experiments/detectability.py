@@ -28,9 +28,9 @@ import numpy as np
 from ml_collections import config_dict
 
 from ballot_jax.detectability import fair_oracle_power
-from ballot_jax.engine import checkpoints
 from experiments import run
 from experiments.compare import collect, parse_run, read_record
+from experiments.reports import per_seed
 
 
 def split_group_counts(workdir: pathlib.Path) -> tuple[np.ndarray, list[str]]:
@@ -39,16 +39,14 @@ def split_group_counts(workdir: pathlib.Path) -> tuple[np.ndarray, list[str]]:
     if not path.exists():
         raise SystemExit(f"{path} not found: --data-from (default: the first --run's workdir) must be an "
                          "experiment's work directory with its config.json")
-    config = {k: v for k, v in read_record(path).items() if k != checkpoints.JSON_CHECKSUM}
-    config = config_dict.ConfigDict(config)
-    data = run.load_data(config)
+    data = run.load_data(config_dict.ConfigDict(read_record(path)))
     counts = np.bincount(np.asarray(data.test.group).astype(np.int64), minlength=data.info.num_groups)
     return counts, list(data.info.group_names)
 
 
-def per_seed(records: Sequence[dict[str, Any]], sparsity: float, key: str) -> dict[int, float]:
-    """``{seed: record["test"][key]}`` of the records at ``sparsity``."""
-    return {r["seed"]: float(r["test"][key]) for r in records if r["target_sparsity"] == sparsity}
+def at_sparsity(records: Sequence[dict[str, Any]], sparsity: float) -> list[dict[str, Any]]:
+    """The records whose target sparsity is ``sparsity``."""
+    return [r for r in records if r["target_sparsity"] == sparsity]
 
 
 def detectability_rows(
@@ -67,18 +65,17 @@ def detectability_rows(
     rows = []
     for sparsity in sorted({r["target_sparsity"] for recs in found.values() for r in recs}):
         for baseline in baselines:
-            cwv = per_seed(found[baseline], sparsity, "cwv")
-            if not cwv:
+            records_b = at_sparsity(found[baseline], sparsity)
+            if not records_b:
                 continue
-            acc = per_seed(found[baseline], sparsity, "accuracy")
-            rates = fair_oracle_power(cwv, per_seed(found[baseline], sparsity, "mcd"), acc, counts,
-                                      num_draws=num_draws, seed=seed)
+            cwv, acc = per_seed(records_b, "cwv"), per_seed(records_b, "accuracy")
+            rates = fair_oracle_power(cwv, per_seed(records_b, "mcd"), acc, counts, num_draws=num_draws, seed=seed)
             row = {"sparsity": sparsity, "baseline": baseline, "seeds": sorted(cwv),
                    "accuracy": float(np.mean(list(acc.values()))), "cwv": float(np.mean(list(cwv.values()))),
                    "floor": rates["floor"],
                    **{f"{k}_rate": rates[k] for k in ("cwv", "mcd", "both")}}
             if compared:
-                mine = per_seed(compared, sparsity, "cwv")
+                mine = per_seed(at_sparsity(compared, sparsity), "cwv")
                 row[f"{method}_cwv"] = float(np.mean([mine[s] for s in cwv if s in mine])) if mine else float("nan")
             rows.append(row)
     return rows

@@ -173,7 +173,9 @@ def default_against(methods: Sequence[str], reference: str = REFERENCE) -> list[
     return [m for m in dict.fromkeys(methods) if m == reference or m.startswith("ballot")]
 
 
-def _per_seed(records: Sequence[Record], key: str) -> dict[Any, float]:
+def per_seed(records: Sequence[Record], key: str) -> dict[Any, float]:
+    """``{seed: test value of key}`` of one method's records at one sparsity (``ValueError`` when
+    two records share a seed)."""
     out: dict[Any, float] = {}
     for r, v in zip(records, _values(records, key)):
         seed = r.get("seed", 0)
@@ -214,7 +216,7 @@ def paired_comparisons(
             for baseline in (m for m in present if m not in chosen):
                 ours, theirs = groups[(method, sparsity)], groups[(baseline, sparsity)]
                 for key, _, higher, _, _ in metrics:
-                    a, b = _per_seed(ours, key), _per_seed(theirs, key)
+                    a, b = per_seed(ours, key), per_seed(theirs, key)
                     common = [s for s in a if s in b]
                     entry: dict[str, Any] = {"method": method, "baseline": baseline, "sparsity": sparsity,
                                              "metric": key, "higher_is_better": higher}
