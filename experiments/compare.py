@@ -9,7 +9,9 @@ and names them LABEL (``METHOD/SUBDIR``: one candidate of a method's search, e.g
 ``ballot/iterative_rewind/mu_0``); variants of one method that ran in separate workdirs (other options) thus
 become rows of their own. ``--against`` lists the labels compared, seed by seed, with every other
 label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, verdict), and a
-last section, "Verdicts at a glance", gives one line per pair: accuracy, CWV and MCD.
+section "Verdicts at a glance" gives one line per pair: accuracy, CWV and MCD. ``--bar lth,magnitude``
+adds issue #13's bar cell by cell (:func:`bar_summary`: CWV and MCD significantly lower than each
+baseline's, accuracy within a point of the first baseline's) and the count of cells met.
 """
 
 from __future__ import annotations
@@ -114,11 +116,57 @@ def verdict_summary(paired: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tolerance_pp: float = 1.0) -> list[str]:
+    """Issue #13's bar, cell by cell (lines of a Markdown section): a (method, sparsity, baseline) cell
+    is met when the method's CWV and MCD are both significantly lower than the baseline's (paired 95%
+    CI excluding 0) and its mean accuracy is at least the accuracy reference's minus
+    ``tolerance_pp`` points; the accuracy reference is ``baselines[0]`` (Standard LTH in the issue).
+    One row per method and sparsity, one column per baseline, and each method's count of cells met."""
+    if not baselines:
+        raise ValueError("--bar needs at least one baseline label, the first being the accuracy reference")
+    found: dict[tuple[str, float, str, str], dict[str, Any]] = {
+        (e["method"], e["sparsity"], e["baseline"], e["metric"]): e for e in paired}
+    rows = list(dict.fromkeys((m, s) for m, s, b, _ in found if b in baselines))
+    if not rows:
+        raise ValueError(f"no paired comparison against {', '.join(baselines)}: name them with --run and "
+                         "the methods judged with --against")
+
+    def met(method, sparsity, baseline) -> str:
+        fair = [found.get((method, sparsity, baseline, k), {}).get("verdict") for k in ("cwv", "mcd")]
+        accuracy = found.get((method, sparsity, baselines[0], "accuracy"), {})
+        if None in fair or accuracy.get("mean_difference") is None:
+            return "n/a"
+        accurate = accuracy["mean_difference"] * 100 >= -tolerance_pp - 1e-9
+        if all(v == "significant, better" for v in fair) and accurate:
+            return "met"
+        reasons = [k.upper() + " " + v for k, v in zip(("cwv", "mcd"), fair) if v != "significant, better"]
+        if not accurate:
+            reasons.append(f"accuracy {accuracy['mean_difference'] * 100:+.2f} pp vs {baselines[0]}")
+        return "; ".join(reasons)
+
+    lines = ["## The bar (issue #13)", "",
+             f"A cell is met when CWV and MCD are both significantly lower than the baseline's and the mean "
+             f"accuracy is at least {baselines[0]}'s minus {tolerance_pp:g} point(s); otherwise what misses.", "",
+             "| Method | Sparsity | " + " | ".join(f"vs {b}" for b in baselines) + " |",
+             "|---|---|" + "---|" * len(baselines)]
+    count: dict[str, list[int]] = {}
+    for method, sparsity in rows:
+        cells = [met(method, sparsity, b) for b in baselines]
+        tally = count.setdefault(method, [0, 0])
+        tally[0] += sum(c == "met" for c in cells)
+        tally[1] += len(cells)
+        lines.append(f"| {method} | {sparsity:g} | " + " | ".join(cells) + " |")
+    lines += ["", "Cells met: " + "; ".join(f"{m} {k} of {n}" for m, (k, n) in count.items()) + "."]
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> str:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", action="append", required=True, help="LABEL=WORKDIR[:METHOD]")
     parser.add_argument("--against", default="", help="comma-separated labels compared with the others")
     parser.add_argument("--out", default="", help="also write the report here")
+    parser.add_argument("--bar", default="", help="comma-separated baseline labels for issue #13's bar, the "
+                        "first the accuracy reference (e.g. lth,magnitude): adds a section of cells met")
     args = parser.parse_args(argv)
     records = collect(args.run)
     against = [a for a in args.against.split(",") if a] or None
@@ -126,6 +174,9 @@ def main(argv: Sequence[str] | None = None) -> str:
     paired = reports.paired_comparisons(records, against=against, reference=reference)
     text = reports.results_markdown(records, reference=reference, against=against, paired=paired)
     text += "\n\n" + "\n".join(verdict_summary(paired))
+    bar = [b for b in args.bar.split(",") if b]
+    if bar:
+        text += "\n\n" + "\n".join(bar_summary(paired, bar))
     if args.out:
         pathlib.Path(args.out).write_text(text)
     print(text)
