@@ -7,7 +7,7 @@ A finished Ballot run keeps every candidate it trained (``<method>/<mode>/mu_<μ
 reads them back, nothing retrained, and writes:
 
 - **per seed**: the mode the run chose and, for each μ of that mode, the validation accuracy (and
-  its difference from the μ = 0 candidate's, what the ε rule compares), the test accuracy and its
+  its difference from the μ = 0 candidate's, what the ε rule compares) and CWV, the test accuracy and its
   difference from the accuracy reference's (the first ``--baseline``, Standard LTH), the test CWV
   and MCD; the chosen μ is marked;
 - **rows for the paired comparisons** (``experiments.reports``, the bar of ``compare.bar_summary``):
@@ -67,6 +67,7 @@ def frontier(workdir: pathlib.Path, method: str, reference: Sequence[Record], to
                 "sparsity": key[1], "seed": key[0], "mode": m or "fixed", "mu": mu, "chosen": mu == chosen_mu,
                 "val_accuracy": c["val"]["accuracy"],
                 "val_vs_first_pp": 100 * (c["val"]["accuracy"] - record["search"][first]["accuracy"]),
+                "val_cwv": c["val"]["cwv"],
                 "test_accuracy": c["test"]["accuracy"],
                 "test_vs_reference_pp": 100 * (c["test"]["accuracy"] - ref[key]),
                 "cwv": c["test"]["cwv"], "mcd": c["test"]["mcd"],
@@ -82,12 +83,12 @@ def frontier(workdir: pathlib.Path, method: str, reference: Sequence[Record], to
 
 def rows_markdown(rows: Sequence[dict[str, Any]], reference: str) -> list[str]:
     """The per-seed table (lines)."""
-    lines = ["| Sparsity | Seed | Mode | μ | Val acc (%) | Val Δ vs μ=0 (pp) | Test acc (%) | "
-             f"Test Δ vs {reference} (pp) | CWV | MCD |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| Sparsity | Seed | Mode | μ | Val acc (%) | Val Δ vs μ=0 (pp) | Val CWV | Test acc (%) | "
+             f"Test Δ vs {reference} (pp) | CWV | MCD |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         mu = f"**{r['mu']}** (chosen)" if r["chosen"] else r["mu"]
         lines.append(f"| {r['sparsity']:g} | {r['seed']} | {r['mode']} | {mu} | {100 * r['val_accuracy']:.2f} | "
-                     f"{r['val_vs_first_pp']:+.2f} | {100 * r['test_accuracy']:.2f} | {r['test_vs_reference_pp']:+.2f} | "
+                     f"{r['val_vs_first_pp']:+.2f} | {r['val_cwv']:.5f} | {100 * r['test_accuracy']:.2f} | {r['test_vs_reference_pp']:+.2f} | "
                      f"{r['cwv']:.5f} | {r['mcd']:.4f} |")
     return lines
 

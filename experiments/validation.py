@@ -122,7 +122,7 @@ def _ballot_problems(
     """Ballot's options, checked by name here (``ballot_jax.methods.ballot`` checks some of them only
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
-    from ballot_jax.methods.ballot import EPSILON_REFERENCES, MU_RULES, PRUNINGS, SELECTIONS
+    from ballot_jax.methods.ballot import EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS
     from ballot_jax.objectives import SURROGATES, resolve_surrogate
     from ballot_jax.vote import VOTE_KINDS
 
@@ -133,7 +133,7 @@ def _ballot_problems(
 
     choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": SURROGATES, "score_split": ("train", "val"),
                   "pruning": PRUNINGS, "selection": SELECTIONS, "rewind_selection": SELECTIONS,
-                  "vote_kind": VOTE_KINDS, "mu_rule": MU_RULES,
+                  "vote_kind": VOTE_KINDS, "mu_rule": MU_RULES, "mode_rule": MODE_RULES,
                   "epsilon_reference": EPSILON_REFERENCES}
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:

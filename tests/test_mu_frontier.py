@@ -78,9 +78,9 @@ def test_mu_frontier_reads_every_candidate_and_bounds_the_choice_with_the_test_o
     text = mu_frontier.main(["--workdir", str(tmp_path), "--baseline", "lth"])
     rows = [line for line in text.splitlines() if line.startswith("| 0.8 | 0 |")]
     assert rows == [
-        "| 0.8 | 0 | one_shot_finetune | 0 | 82.00 | +0.00 | 81.00 | +0.50 | 0.00800 | 0.0800 |",
-        "| 0.8 | 0 | one_shot_finetune | **0.1** (chosen) | 81.50 | -0.50 | 80.50 | +0.00 | 0.00600 | 0.0600 |",
-        "| 0.8 | 0 | one_shot_finetune | 1 | 70.00 | -12.00 | 70.00 | -10.50 | 0.00010 | 0.0010 |"]
+        "| 0.8 | 0 | one_shot_finetune | 0 | 82.00 | +0.00 | 0.00800 | 81.00 | +0.50 | 0.00800 | 0.0800 |",
+        "| 0.8 | 0 | one_shot_finetune | **0.1** (chosen) | 81.50 | -0.50 | 0.00600 | 80.50 | +0.00 | 0.00600 | 0.0600 |",
+        "| 0.8 | 0 | one_shot_finetune | 1 | 70.00 | -12.00 | 0.00010 | 70.00 | -10.50 | 0.00010 | 0.0010 |"]
     lth = [r for r in compare.load_records(tmp_path, "lth")]
     _, records = mu_frontier.frontier(tmp_path, "ballot", lth, tolerance_pp=1.0)
     oracle = {r["seed"]: r["test"] for r in records if r["method"] == "ballot@test_oracle"}

@@ -168,6 +168,7 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"ballot__selection": "votes"}, "--config.ballot.selection='votes'", "'conflict', 'magnitude', 'vote'"),
     ({"ballot__rewind_selection": "lth"}, "--config.ballot.rewind_selection='lth'", "'conflict', 'magnitude', 'vote'"),
     ({"ballot__mu_rule": "largest"}, "--config.ballot.mu_rule='largest'", "'fairest', 'strongest'"),
+    ({"ballot__mode_rule": "fairest"}, "--config.ballot.mode_rule='fairest'", "'accurate', 'fairer_within_epsilon'"),
     ({"ballot__epsilon_reference": "lth"}, "--config.ballot.epsilon_reference='lth'", "'dense', 'ticket'"),
     ({"ballot__disparity_alternatives": ("worst_groups",)}, "--config.ballot.disparity_alternatives=('worst_groups',)",
      "a tuple of disparities from 'dp', 'eo', 'loss_var', 'worst_cell', 'worst_group'"),

@@ -17,7 +17,7 @@ from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import LTH, Ballot
-from ballot_jax.methods.ballot import cells_are_groups, choose_disparity, choose_within_epsilon
+from ballot_jax.methods.ballot import cells_are_groups, choose_disparity, choose_mode, choose_within_epsilon
 from ballot_jax.methods.ballot_vote import make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
 
@@ -260,6 +260,33 @@ def test_choose_within_epsilon_strongest_takes_the_largest_admissible_mu_whateve
         choose_within_epsilon(val, 0.90, 0.01, "largest")
 
 
+def test_choose_within_epsilon_strongest_fairer_spends_accuracy_only_on_fairness():
+    """"strongest_fairer": the largest admissible μ among μ = 0 (the first key) and those fairer than
+    it on validation."""
+    val = {0.0: {"accuracy": 0.90, "cwv": 0.010}, 0.1: {"accuracy": 0.899, "cwv": 0.008},
+           0.3: {"accuracy": 0.895, "cwv": 0.012}, 1.0: {"accuracy": 0.85, "cwv": 0.0001}}
+    assert choose_within_epsilon(val, 0.90, 0.01, "strongest") == 0.3  # less fair than μ = 0
+    assert choose_within_epsilon(val, 0.90, 0.01, "strongest_fairer") == 0.1
+    assert choose_within_epsilon(val, 0.90, 0.10, "strongest_fairer") == 1.0
+    worse = {0.0: val[0.0], 0.3: val[0.3]}
+    assert choose_within_epsilon(worse, 0.90, 0.01, "strongest_fairer") == 0.0
+    # the first not admissible (a dense reference) and none fairer: the largest admissible
+    below = {0.0: {"accuracy": 0.88, "cwv": 0.010}, 0.3: val[0.3]}
+    assert choose_within_epsilon(below, 0.90, 0.01, "strongest_fairer") == 0.3
+    assert choose_within_epsilon(val, 0.99, 0.01, "strongest_fairer") == 0.0  # none admissible: the most accurate
+
+
+def test_choose_mode_accurate_or_the_fairer_within_epsilon():
+    val = {"one_shot_finetune": {"accuracy": 0.80, "cwv": 0.004}, "iterative_rewind": {"accuracy": 0.805, "cwv": 0.006}}
+    assert choose_mode(val, 0.01) == "iterative_rewind"  # the default: the more accurate
+    assert choose_mode(val, 0.01, "fairer_within_epsilon") == "one_shot_finetune"
+    assert choose_mode(val, 0.004, "fairer_within_epsilon") == "iterative_rewind"  # 0.5 points down: out
+    tied = {"a": {"accuracy": 0.8, "cwv": 0.004}, "b": {"accuracy": 0.8, "cwv": 0.004}}
+    assert choose_mode(tied, 0.01) == choose_mode(tied, 0.01, "fairer_within_epsilon") == "a"
+    with pytest.raises(ValueError, match="mode_rule.*'accurate', 'fairer_within_epsilon'.*'fastest'"):
+        choose_mode(val, 0.01, "fastest")
+
+
 def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", pruning="one_shot", rewind=False,
@@ -404,6 +431,16 @@ def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(t
     assert (tmp_path / "auto" / record["run_dir"] / f"level_{chosen_levels:02d}" / "final").is_dir()
     with pytest.raises(ValueError, match="fixed mode"):
         Ballot(pruning="auto").retrain_config(CFG)
+    # mode_rule="fairer_within_epsilon" re-chooses among the same μ = 0 candidates (resumed): with a
+    # wide ε the fairer mode on validation, whatever its accuracy
+    fairer = Ballot(pruning="auto", mode_rule="fairer_within_epsilon", epsilon=1.0, **common).run(
+        task, CFG, 0.75, tmp_path / "auto", dense_dir=dense)
+    assert fairer["mode_search"] == record["mode_search"] and (record["mode_rule"], fairer["mode_rule"]) == (
+        "accurate", "fairer_within_epsilon")
+    cwv = {m: v["cwv"] for m, v in record["mode_search"].items()}
+    assert fairer["mode"] == min(cwv, key=lambda m: (cwv[m], list(cwv).index(m)))
+    with pytest.raises(ValueError, match="mode_rule.*'accurate', 'fairer_within_epsilon'"):
+        Ballot(pruning="auto", mode_rule="fairest").run(task, CFG, 0.75, tmp_path / "bad")
 
 
 def test_magnitude_selection_with_rewinding_at_mu_0_is_lth_number_for_number(tmp_path):

@@ -52,7 +52,10 @@ from ballot_jax.objectives import fair_objective, resolve_surrogate
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
-MU_RULES = ("fairest", "strongest")
+MU_RULES = ("fairest", "strongest", "strongest_fairer")
+# pruning="auto": which mode's μ = 0 candidate runs the μ search: "accurate" (the higher validation
+# accuracy) | "fairer_within_epsilon" (of those within ε of the more accurate, the lower validation CWV)
+MODE_RULES = ("accurate", "fairer_within_epsilon")
 # what the accuracy constraint of the μ search compares with: the dense model (the paper's θ*) or
 # the first μ candidate's ticket (μ = 0: no disparity term; in the rewinding mode Standard LTH itself)
 EPSILON_REFERENCES = ("dense", "ticket")
@@ -102,7 +105,10 @@ class Ballot:
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
     # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
+    # | "strongest_fairer" (the largest among μ = 0 and those with a lower val CWV than μ = 0's)
     mu_rule: str = "strongest"
+    # pruning="auto": "accurate" (the mode with the higher val accuracy at μ = 0) | "fairer_within_epsilon"
+    mode_rule: str = "accurate"
     # the reference accuracy of ε: "ticket" (the default since session 10: the first μ candidate's
     # validation accuracy, the same ticket without the disparity term; LTH itself in the rewinding
     # mode) | "dense" (the paper's Acc(θ) − Acc(θ*) ≤ ε, θ* the dense model; before session 10)
@@ -177,6 +183,8 @@ class Ballot:
             raise ValueError(f"Ballot.pruning must be one of {PRUNINGS}, got {self.pruning!r}")
         if self.mu_rule not in MU_RULES:
             raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {self.mu_rule!r}")
+        if self.mode_rule not in MODE_RULES:
+            raise ValueError(f"Ballot.mode_rule must be one of {MODE_RULES}, got {self.mode_rule!r}")
         if self.epsilon_reference not in EPSILON_REFERENCES:
             raise ValueError(f"Ballot.epsilon_reference must be one of {EPSILON_REFERENCES}, got {self.epsilon_reference!r}")
         if self.disparity_alternatives and not self.disparity_weights:
@@ -197,7 +205,7 @@ class Ballot:
 
     def _choose_mode(self, task, config, sparsity, workdir, dense_dir) -> Record:
         """``pruning="auto"``: each mode of ``AUTO_MODES`` retrains at the first μ (in
-        ``workdir/<mode>``); the more accurate on validation (ties: the first) then runs the rest of
+        ``workdir/<mode>``); the one ``mode_rule`` picks (:func:`choose_mode`) then runs the rest of
         the μ search there, resuming its first candidate. The other mode's training (its dense phase
         too when it could not share one) is added to ``search_steps``."""
         modes = {
@@ -210,7 +218,9 @@ class Ballot:
             for m, variant in modes.items()
         }
         names = list(tried)
-        chosen = max(names, key=lambda m: (tried[m]["levels"][-1]["val"]["accuracy"], -names.index(m)))
+        mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
+                       for m, r in tried.items()}
+        chosen = choose_mode(mode_search, self.epsilon, self.mode_rule)
         record = modes[chosen].run(task, config, sparsity, workdir / chosen, dense_dir)
         others = [m for m in names if m != chosen]
         extra_steps = sum(modes[m]._training_steps(task, config, sparsity, dense_dir) for m in others)
@@ -218,9 +228,7 @@ class Ballot:
         extra_time = sum(
             r["train_time_s"] for m in others for r in tried[m]["levels"][int(modes[m]._shares_dense(dense_dir)):]
         )
-        mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
-                       for m, r in tried.items()}
-        return {**record, "mode": chosen, "mode_search": mode_search,
+        return {**record, "mode": chosen, "mode_rule": self.mode_rule, "mode_search": mode_search,
                 "run_dir": str(pathlib.PurePosixPath(chosen, record.get("run_dir", ""))),
                 "search_steps": record.get("search_steps", 0) + extra_steps,
                 "search_time_s": record.get("search_time_s", 0.0) + extra_time,
@@ -342,10 +350,27 @@ def choose_disparity(val: dict) -> str:
     return min(keys, key=lambda d: (val[d]["cwv"], keys.index(d)))
 
 
+def choose_mode(val: dict, epsilon: float, rule: str = "accurate") -> str:
+    """The key of ``val`` ({mode: {"accuracy", "cwv"}}: each mode's μ = 0 candidate on validation)
+    that runs the μ search: ``rule`` "accurate", the higher accuracy; "fairer_within_epsilon", of the
+    modes whose accuracy is within ε of the highest, the lowest CWV. Ties: the first."""
+    if rule not in MODE_RULES:
+        raise ValueError(f"Ballot.mode_rule must be one of {MODE_RULES}, got {rule!r}")
+    keys = list(val)
+    best = max(keys, key=lambda m: (val[m]["accuracy"], -keys.index(m)))
+    if rule == "accurate":
+        return best
+    ok = [m for m in keys if val[m]["accuracy"] >= val[best]["accuracy"] - epsilon]
+    return min(ok, key=lambda m: (val[m]["cwv"], keys.index(m)))
+
+
 def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest"):
-    """The key of ``val`` ({μ: {"accuracy", "cwv"}}) chosen among the admissible ones, those with
-    accuracy >= reference − ε: ``rule`` "strongest" (the default), the largest μ; "fairest", the
-    lowest CWV (then the higher accuracy, then the first). If none qualifies, the most accurate (then the first)."""
+    """The key of ``val`` ({μ: {"accuracy", "cwv"}}, the first key the first candidate, μ = 0)
+    chosen among the admissible ones, those with accuracy >= reference − ε: ``rule`` "strongest"
+    (the default), the largest μ; "strongest_fairer", the largest of the first key and those with a
+    lower CWV than the first key's (μ > 0 must buy fairness; if the first is not admissible and
+    none is fairer: the largest admissible); "fairest", the lowest CWV (then the higher accuracy,
+    then the first). If none qualifies, the most accurate (then the first)."""
     if rule not in MU_RULES:
         raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {rule!r}")
     keys = list(val)
@@ -354,6 +379,10 @@ def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, 
         return max(keys, key=lambda k: (val[k]["accuracy"], -keys.index(k)))
     if rule == "strongest":
         return max(ok, key=float)
+    if rule == "strongest_fairer":
+        first = keys[0]
+        fairer = [k for k in ok if k == first or val[k]["cwv"] < val[first]["cwv"]]
+        return max(fairer or ok, key=float)
     return min(ok, key=lambda k: (val[k]["cwv"], -val[k]["accuracy"], keys.index(k)))
 
 
