@@ -177,8 +177,13 @@ def main(argv: Sequence[str] | None = None) -> str:
     bar = [b for b in args.bar.split(",") if b]
     if bar:
         text += "\n\n" + "\n".join(bar_summary(paired, bar))
-    if args.out:
-        pathlib.Path(args.out).write_text(text)
+    return emit(text, args.out)
+
+
+def emit(text: str, out: str = "") -> str:
+    """Print a report, also write it to ``out`` when given, and return it."""
+    if out:
+        pathlib.Path(out).write_text(text)
     print(text)
     return text
 

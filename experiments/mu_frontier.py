@@ -102,13 +102,11 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--tolerance", type=float, default=1.0, help="accuracy tolerance of the oracle and the bar, points")
     parser.add_argument("--out", default="", help="also write the report here")
     args = parser.parse_args(argv)
-    baselines = {b: [{**r, "method": b} for r in compare.load_records(args.workdir, b)] for b in args.baseline}
-    for name, found in baselines.items():
-        if not found:
-            raise ValueError(f"no finished {name!r} records under {args.workdir}")
-    rows, variants = frontier(args.workdir, args.method, baselines[args.baseline[0]], args.tolerance)
+    baselines = compare.collect([f"{b}={args.workdir}:{b}" for b in args.baseline])
+    reference = [r for r in baselines if r["method"] == args.baseline[0]]
+    rows, variants = frontier(args.workdir, args.method, reference, args.tolerance)
     chosen = [{**r, "method": args.method} for r in compare.load_records(args.workdir, args.method)]
-    records = [r for found in baselines.values() for r in found] + chosen + variants
+    records = baselines + chosen + variants
     against = list(dict.fromkeys(r["method"] for r in chosen + variants))
     paired = reports.paired_comparisons(records, against=against, reference=args.method)
     text = "\n".join([
@@ -119,10 +117,7 @@ def main(argv: Sequence[str] | None = None) -> str:
         *compare.verdict_summary([e for e in paired if e["baseline"] in args.baseline]), "",
         *compare.bar_summary(paired, args.baseline, args.tolerance),
     ]) + "\n"
-    if args.out:
-        pathlib.Path(args.out).write_text(text)
-    print(text)
-    return text
+    return compare.emit(text, args.out)
 
 
 if __name__ == "__main__":
