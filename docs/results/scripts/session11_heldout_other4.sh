@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Session 11: re-create the other four held-out sets (LTH, Magnitude, the session-10 default Ballot).
+# Session 11: re-create the synthetic held-out set, then the three low-power ones (A.2p) (LTH, Magnitude, the session-10 default Ballot).
 set -e
 cd /work/main && source .venv/bin/activate
 C="--config.seeds=0,1,2,3,4 --config.sparsities=0.8,0.95 --config.fraction=0.4"
