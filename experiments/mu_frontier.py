@@ -14,9 +14,10 @@ reads them back, nothing retrained, and writes:
   ``<method>@mu=<μ>`` (every seed at that μ in its chosen mode) and ``<method>@test_oracle``: per
   seed, of every candidate trained (both modes), the one with the lowest *test* CWV among those
   whose test accuracy is at least the accuracy reference's minus ``--tolerance`` points (none: the
-  most accurate). The oracle reads the test split, so it is a diagnosis, never a choice: it bounds
-  what any rule choosing among these candidates could reach; a cell the oracle misses is out of the
-  candidates' reach, one it meets and the default misses is lost by the choice.
+  most accurate). The oracle reads the test split, so it is a diagnosis, never a choice, and an
+  optimistic one: the lowest of several measured test CWVs also selects the split's noise. A cell
+  the oracle misses is out of reach of any choice among these candidates; one it meets is at most
+  within reach.
 """
 
 from __future__ import annotations
