@@ -54,6 +54,9 @@ def frontier(workdir: pathlib.Path, method: str, reference: Sequence[Record], to
         raise ValueError(f"no finished {method!r} records under {workdir}")
     for record in runs:
         key = (record["seed"], float(record["target_sparsity"]))
+        if "search" not in record:
+            raise ValueError(f"{method!r} of seed {key[0]} at sparsity {key[1]:g} in {workdir} ran no μ search "
+                             "(a fixed μ): there are no candidates to read; run it with disparity_weights")
         if key not in ref:
             raise ValueError(f"the accuracy reference has no record of seed {key[0]} at sparsity {key[1]:g}")
         candidates = {k: c for k, p in candidate_dirs(workdir, record, method).items()

@@ -93,3 +93,8 @@ def test_mu_frontier_reads_every_candidate_and_bounds_the_choice_with_the_test_o
         mu_frontier.frontier(tmp_path, "ballot_vote", lth, 1.0)
     with pytest.raises(ValueError, match="no record of seed 0 at sparsity 0.8"):
         mu_frontier.frontier(tmp_path, "ballot", lth[1:], 1.0)
+    fixed_mu = tmp_path / "fixed"
+    checkpoints.write_json(fixed_mu / "seed_0" / "sparsity_0.8" / "ballot.record.json",
+                           _record("ballot", 0, 0.8, 0.01, disparity_weight=0.1))
+    with pytest.raises(ValueError, match="ran no μ search"):
+        mu_frontier.frontier(fixed_mu, "ballot", lth, 1.0)
