@@ -1,0 +1,72 @@
+"""Session 12's pre-registered test of the pooled μ choice (docs/results/scripts/session12_preregistration.md).
+
+    PYTHONPATH=. python docs/results/scripts/session12_decide.py [SET ...]
+
+For each set (default: the development sets blond wavy cifar10) reads /work/runs/s11_<SET> (lth,
+magnitude, the default ballot and every candidate its runs trained), re-chooses μ per sparsity
+from the seeds' pooled validation accuracy costs, and prints per row the pooled choice's paired
+differences against the default, session 11's decision criteria and both choices' cells of
+issue #13's bar (against LTH and Magnitude Pruning)."""
+import pathlib
+import sys
+
+import numpy as np
+
+from experiments import compare, mu_frontier, reports
+
+EPSILON = 0.01
+
+
+def pooled_records(workdir: pathlib.Path) -> tuple[list[dict], dict[float, str]]:
+    """The default's records re-chosen at the pooled μ* of each sparsity, and {sparsity: μ*}."""
+    runs = compare.load_records(workdir, "ballot")
+    chosen, out = {}, []
+    for sparsity in sorted({float(r["target_sparsity"]) for r in runs}):
+        group = [r for r in runs if float(r["target_sparsity"]) == sparsity]
+        grid = list(group[0]["search"])
+        cost = {mu: np.mean([r["search"][mu]["accuracy"] - r["search"][grid[0]]["accuracy"] for r in group]) for mu in grid}
+        chosen[sparsity] = mu_star = max((mu for mu in grid if cost[mu] >= -EPSILON - 1e-12), key=float)
+        print(f"  {workdir.name} {sparsity:g}: pooled val cost (pp) " +
+              ", ".join(f"μ={mu}: {100 * c:+.2f}" for mu, c in cost.items()) + f" -> μ* = {mu_star}; per-run choices "
+              + ",".join(f"{r['disparity_weight']:g}" for r in sorted(group, key=lambda r: r["seed"])))
+        for r in group:
+            dirs = mu_frontier.candidate_dirs(workdir, r, "ballot")
+            candidate = compare.candidate_record(dirs[(r.get("mode", ""), mu_star)])
+            out.append({**candidate, "method": "pooled"})
+    return out, chosen
+
+
+if __name__ == "__main__":
+    sets = sys.argv[1:] or ["blond", "wavy", "cifar10"]
+    better_rows, failures = [], []
+    for name in sets:
+        base = pathlib.Path(f"/work/runs/s11_{name}")
+        pooled, _ = pooled_records(base)
+        records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"default={base}:ballot"]) + pooled
+        bar = compare.bar_summary(reports.paired_comparisons(records, against=["default", "pooled"], reference="default"),
+                                  ["lth", "magnitude"])
+        print(f"  {name} bar: {bar[-1]}")
+        get = {(e["baseline"], e["sparsity"], e["metric"]): e
+               for e in reports.paired_comparisons(records, against=["pooled"])}
+        get_d = {(e["baseline"], e["sparsity"], e["metric"]): e
+                 for e in reports.paired_comparisons(records, against=["default"])}
+        for sparsity in sorted({k[1] for k in get}):
+            cwv, mcd, acc = (get[("default", sparsity, k)] for k in ("cwv", "mcd", "accuracy"))
+            changed = sum(d != 0 for d in cwv["differences"])
+            acc_lth = get[("lth", sparsity, "accuracy")]["mean_difference"] * 100
+            acc_lth_default = get_d[("lth", sparsity, "accuracy")]["mean_difference"] * 100
+            row = f"{name} {sparsity:g}"
+            print(f"{row}: seeds changed {changed}/5; vs default: acc {acc['mean_difference'] * 100:+.2f} ({acc['verdict']}), "
+                  f"CWV {cwv['mean_difference']:+.5f} [{cwv['ci_low']:+.5f}, {cwv['ci_high']:+.5f}] ({cwv['verdict']}), "
+                  f"MCD {mcd['mean_difference']:+.4f} ({mcd['verdict']}); acc vs LTH {acc_lth:+.2f} (default {acc_lth_default:+.2f})")
+            if cwv["verdict"] == "significant, better":
+                better_rows.append(row)
+            if "significant, worse" in (cwv["verdict"], mcd["verdict"]):
+                failures.append(f"(ii) {row}")
+            if acc["verdict"] == "significant, worse":
+                failures.append(f"(iii) {row}")
+            if acc_lth < -1.0 <= acc_lth_default:
+                failures.append(f"(iv) {row}")
+    print(f"(i) rows with CWV significantly lower than the default's: {len(better_rows)} {better_rows}")
+    print(f"failures: {failures or 'none'}")
+    print(f"VERDICT pooled: {'PASS' if better_rows and not failures else 'FAIL'}")
