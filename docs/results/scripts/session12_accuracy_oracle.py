@@ -1,27 +1,41 @@
-"""Diagnosis: the strongest-μ rule with a perfect accuracy-cost estimate (reads test accuracy)."""
-import pathlib, sys
+"""Session 12's diagnosis: the strongest-μ rule given a perfect estimate of each candidate's accuracy cost.
+
+    PYTHONPATH=. python docs/results/scripts/session12_accuracy_oracle.py SET [SET ...]
+
+Reads /work/runs/s11_<SET> (LTH, Magnitude Pruning, the default Ballot and every candidate its runs
+trained). Per seed, in the mode the run chose, it takes the largest μ whose *test* accuracy is within
+ε = 1 point of the μ = 0 candidate's (`acc_oracle`, the default's rule with test in place of
+validation accuracy) or of LTH's (`acc_oracle_lth`, the bar's own accuracy reference), and prints the
+bar cells (against LTH and Magnitude Pruning) each meets next to the default's. It reads the test
+split: a diagnosis of how much a better accuracy-cost estimate could give, never a rule."""
+import pathlib
+import re
+import sys
+
 from experiments import compare, mu_frontier, reports
-EPS = 0.01
-tot = {"default": 0, "acc_oracle": 0, "acc_oracle_lth": 0}
+
+EPSILON = 0.01
+METHODS = ("default", "acc_oracle", "acc_oracle_lth")
+totals = dict.fromkeys(METHODS, 0)
 for name in sys.argv[1:]:
     base = pathlib.Path(f"/work/runs/s11_{name}")
     lth = {(r["seed"], float(r["target_sparsity"])): r["test"]["accuracy"] for r in compare.load_records(base, "lth")}
-    out = []
-    for r in compare.load_records(base, "ballot"):
-        dirs = mu_frontier.candidate_dirs(base, r, "ballot")
-        mode = r.get("mode", "")
-        cands = {mu: compare.candidate_record(p) for (m, mu), p in dirs.items() if m == mode}
-        grid = list(r["search"])
-        a0 = cands[grid[0]]["test"]["accuracy"]
-        mu1 = max((mu for mu in grid if cands[mu]["test"]["accuracy"] >= a0 - EPS - 1e-12), key=float)
-        ref = lth[(r["seed"], float(r["target_sparsity"]))]
-        ok = [mu for mu in grid if cands[mu]["test"]["accuracy"] >= ref - EPS - 1e-12]
-        mu2 = max(ok, key=float) if ok else max(grid, key=lambda mu: cands[mu]["test"]["accuracy"])
-        out.append({**cands[mu1], "method": "acc_oracle"}); out.append({**cands[mu2], "method": "acc_oracle_lth"})
-    records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"default={base}:ballot"]) + out
-    bar = compare.bar_summary(reports.paired_comparisons(records, against=["default", "acc_oracle", "acc_oracle_lth"], reference="default"), ["lth", "magnitude"])
-    print(name, bar[-1])
-    for m in tot:
-        import re
-        tot[m] += int(re.search(rf"{m} (\d+) of", bar[-1]).group(1))
-print(tot)
+    chosen = []
+    for record in compare.load_records(base, "ballot"):
+        mode = record.get("mode", "")
+        candidates = {mu: compare.candidate_record(path)
+                      for (m, mu), path in mu_frontier.candidate_dirs(base, record, "ballot").items() if m == mode}
+        grid = list(record["search"])
+        accuracy = {mu: candidates[mu]["test"]["accuracy"] for mu in grid}
+        from_ticket = max((mu for mu in grid if accuracy[mu] >= accuracy[grid[0]] - EPSILON - 1e-12), key=float)
+        floor = lth[(record["seed"], float(record["target_sparsity"]))] - EPSILON - 1e-12
+        admissible = [mu for mu in grid if accuracy[mu] >= floor]
+        from_lth = max(admissible, key=float) if admissible else max(grid, key=accuracy.get)
+        chosen += [{**candidates[from_ticket], "method": "acc_oracle"}, {**candidates[from_lth], "method": "acc_oracle_lth"}]
+    records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"default={base}:ballot"]) + chosen
+    paired = reports.paired_comparisons(records, against=list(METHODS), reference="default")
+    cells = compare.bar_summary(paired, ["lth", "magnitude"])[-1]
+    print(f"{name}: {cells}")
+    for method in METHODS:
+        totals[method] += int(re.search(rf"\b{method} (\d+) of", cells).group(1))
+print("total cells met: " + ", ".join(f"{m} {n}" for m, n in totals.items()))
