@@ -1,19 +1,26 @@
 """Session 11's pre-registered decision rule (docs/results/scripts/session11_preregistration.md).
 
-    PYTHONPATH=. python docs/results/scripts/session11_decide.py VARIANT [SET ...]
+    PYTHONPATH=. python docs/results/scripts/session11_decide.py VARIANT [SET ...] [--copies s12]
 
 For each development set (default: blond wavy cifar10) reads /work/runs/s11_<SET> (lth, magnitude,
-the default ballot) and /work/runs/s11_<SET>__<VARIANT> (the re-chosen ballot) and prints, per row
+the default ballot) and /work/runs/s11_<SET>__<VARIANT> (the re-chosen ballot; with ``--copies s12``: /work/runs/s12_<SET>__<VARIANT>, session 12's retrained
+copies) and prints, per row
 (set, sparsity), the variant's paired differences against the default and the rule's criteria."""
 import sys
 
 from experiments import compare, reports
 
-variant, sets = sys.argv[1], sys.argv[2:] or ["blond", "wavy", "cifar10"]
+args = sys.argv[1:]
+copies = "s11"
+if "--copies" in args:
+    at = args.index("--copies")
+    copies = args[at + 1]
+    del args[at:at + 2]
+variant, sets = args[0], args[1:] or ["blond", "wavy", "cifar10"]
 better_rows, failures = [], []
 for name in sets:
     base = f"/work/runs/s11_{name}"
-    records = compare.collect([f"lth={base}:lth", f"default={base}:ballot", f"{variant}={base}__{variant}:ballot"])
+    records = compare.collect([f"lth={base}:lth", f"default={base}:ballot", f"{variant}=/work/runs/{copies}_{name}__{variant}:ballot"])
     paired = reports.paired_comparisons(records, against=[variant])
     get = {(e["baseline"], e["sparsity"], e["metric"]): e for e in paired}
     default_vs_lth = reports.paired_comparisons(records, against=["default"])
