@@ -3,24 +3,19 @@
     PYTHONPATH=. python docs/results/scripts/session11_decide.py VARIANT [SET ...] [--copies s12]
 
 For each development set (default: blond wavy cifar10) reads /work/runs/s11_<SET> (lth, magnitude,
-the default ballot) and /work/runs/s11_<SET>__<VARIANT> (the re-chosen ballot; with ``--copies s12``: /work/runs/s12_<SET>__<VARIANT>, session 12's retrained
-copies) and prints, per row
-(set, sparsity), the variant's paired differences against the default and the rule's criteria."""
+the default ballot) and /work/runs/s11_<SET>__<VARIANT> (the re-chosen ballot; with ``--copies s12``:
+/work/runs/s12_<SET>__<VARIANT>, session 12's retrained copies) and prints, per row (set, sparsity),
+the variant's paired differences against the default and the rule's criteria. ``judge`` and
+``verdict`` are reused by session12_decide.py."""
 import sys
 
 from experiments import compare, reports
 
-args = sys.argv[1:]
-copies = "s11"
-if "--copies" in args:
-    at = args.index("--copies")
-    copies = args[at + 1]
-    del args[at:at + 2]
-variant, sets = args[0], args[1:] or ["blond", "wavy", "cifar10"]
-better_rows, failures = [], []
-for name in sets:
-    base = f"/work/runs/s11_{name}"
-    records = compare.collect([f"lth={base}:lth", f"default={base}:ballot", f"{variant}=/work/runs/{copies}_{name}__{variant}:ballot"])
+
+def judge(name: str, records: list, variant: str, better_rows: list, failures: list) -> None:
+    """Print each sparsity's row of ``variant`` against ``default`` (and both against ``lth``) in
+    ``records``; append the row to ``better_rows`` if it meets criterion (i), and to ``failures``
+    each of (ii)-(iv) it breaks."""
     paired = reports.paired_comparisons(records, against=[variant])
     get = {(e["baseline"], e["sparsity"], e["metric"]): e for e in paired}
     default_vs_lth = reports.paired_comparisons(records, against=["default"])
@@ -42,6 +37,26 @@ for name in sets:
             failures.append(f"(iii) {row}")
         if acc_lth < -1.0 <= acc_lth_default:
             failures.append(f"(iv) {row}")
-print(f"(i) rows with CWV significantly lower than the default's: {len(better_rows)} {better_rows}")
-print(f"failures: {failures or 'none'}")
-print(f"VERDICT {variant}: {'PASS' if better_rows and not failures else 'FAIL'}")
+
+
+def verdict(variant: str, better_rows: list, failures: list) -> None:
+    print(f"(i) rows with CWV significantly lower than the default's: {len(better_rows)} {better_rows}")
+    print(f"failures: {failures or 'none'}")
+    print(f"VERDICT {variant}: {'PASS' if better_rows and not failures else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    copies = "s11"
+    if "--copies" in args:
+        at = args.index("--copies")
+        copies = args[at + 1]
+        del args[at:at + 2]
+    variant, sets = args[0], args[1:] or ["blond", "wavy", "cifar10"]
+    better_rows, failures = [], []
+    for name in sets:
+        base = f"/work/runs/s11_{name}"
+        judge(name, compare.collect([f"lth={base}:lth", f"default={base}:ballot",
+                                     f"{variant}=/work/runs/{copies}_{name}__{variant}:ballot"]),
+              variant, better_rows, failures)
+    verdict(variant, better_rows, failures)

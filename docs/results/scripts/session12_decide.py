@@ -14,6 +14,9 @@ import numpy as np
 
 from experiments import compare, mu_frontier, reports
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import session11_decide  # noqa: E402  (the decision rule, shared)
+
 EPSILON = 0.01
 
 
@@ -46,27 +49,5 @@ if __name__ == "__main__":
         bar = compare.bar_summary(reports.paired_comparisons(records, against=["default", "pooled"], reference="default"),
                                   ["lth", "magnitude"])
         print(f"  {name} bar: {bar[-1]}")
-        get = {(e["baseline"], e["sparsity"], e["metric"]): e
-               for e in reports.paired_comparisons(records, against=["pooled"])}
-        get_d = {(e["baseline"], e["sparsity"], e["metric"]): e
-                 for e in reports.paired_comparisons(records, against=["default"])}
-        for sparsity in sorted({k[1] for k in get}):
-            cwv, mcd, acc = (get[("default", sparsity, k)] for k in ("cwv", "mcd", "accuracy"))
-            changed = sum(d != 0 for d in cwv["differences"])
-            acc_lth = get[("lth", sparsity, "accuracy")]["mean_difference"] * 100
-            acc_lth_default = get_d[("lth", sparsity, "accuracy")]["mean_difference"] * 100
-            row = f"{name} {sparsity:g}"
-            print(f"{row}: seeds changed {changed}/5; vs default: acc {acc['mean_difference'] * 100:+.2f} ({acc['verdict']}), "
-                  f"CWV {cwv['mean_difference']:+.5f} [{cwv['ci_low']:+.5f}, {cwv['ci_high']:+.5f}] ({cwv['verdict']}), "
-                  f"MCD {mcd['mean_difference']:+.4f} ({mcd['verdict']}); acc vs LTH {acc_lth:+.2f} (default {acc_lth_default:+.2f})")
-            if cwv["verdict"] == "significant, better":
-                better_rows.append(row)
-            if "significant, worse" in (cwv["verdict"], mcd["verdict"]):
-                failures.append(f"(ii) {row}")
-            if acc["verdict"] == "significant, worse":
-                failures.append(f"(iii) {row}")
-            if acc_lth < -1.0 <= acc_lth_default:
-                failures.append(f"(iv) {row}")
-    print(f"(i) rows with CWV significantly lower than the default's: {len(better_rows)} {better_rows}")
-    print(f"failures: {failures or 'none'}")
-    print(f"VERDICT pooled: {'PASS' if better_rows and not failures else 'FAIL'}")
+        session11_decide.judge(name, records, "pooled", better_rows, failures)
+    session11_decide.verdict("pooled", better_rows, failures)

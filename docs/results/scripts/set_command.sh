@@ -1,0 +1,20 @@
+# Sourced by session11_rechoose.sh and session12_retrain.sh: the experiment command of a re-created set
+# (session 11's config: 5 seeds, 80%/95%, f = 0.4, SmallCNN 16-32/64, 300 steps a level).
+# usage: CMD=$(set_command SET)   (prints "experiments.<module> <flags>"; unknown SET: returns 2)
+set_command() {
+  local C="--config.seeds=0,1,2,3,4 --config.sparsities=0.8,0.95 --config.fraction=0.4"
+  local I="$C --config.model_kwargs.channels=16,32 --config.model_kwargs.dense=64 --config.train.steps=300 --config.train.checkpoint_every=0"
+  local F="$I --config.train.batch_size=64 --config.data.cache_dir=/work/runs/cache"
+  case $1 in
+    blond) echo "experiments.celeba $F --config.data.target=Blond_Hair";;
+    wavy) echo "experiments.celeba $F --config.data.target=Wavy_Hair";;
+    cifar10) echo "experiments.cifar10 $I";;
+    young) echo "experiments.celeba $F --config.data.target=Young";;
+    smiling) echo "experiments.celeba $F --config.data.target=Smiling";;
+    attractive) echo "experiments.celeba $F --config.data.target=Attractive";;
+    male) echo "experiments.celeba $F --config.data.target=Male --config.data.sensitive=label";;
+    cifar10_lt10) echo "experiments.cifar10_lt $I";;
+    synthetic) echo "experiments.synthetic $C";;
+    *) echo "unknown set $1" >&2; return 2;;
+  esac
+}
