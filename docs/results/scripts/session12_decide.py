@@ -20,15 +20,15 @@ import session11_decide  # noqa: E402  (the decision rule, shared)
 EPSILON = 0.01
 
 
-def pooled_records(workdir: pathlib.Path) -> tuple[list[dict], dict[float, str]]:
-    """The default's records re-chosen at the pooled μ* of each sparsity, and {sparsity: μ*}."""
+def pooled_records(workdir: pathlib.Path) -> list[dict]:
+    """The default's records re-chosen at the pooled μ* of each sparsity (each μ* is printed)."""
     runs = compare.load_records(workdir, "ballot")
-    chosen, out = {}, []
+    out = []
     for sparsity in sorted({float(r["target_sparsity"]) for r in runs}):
         group = [r for r in runs if float(r["target_sparsity"]) == sparsity]
         grid = list(group[0]["search"])
         cost = {mu: np.mean([r["search"][mu]["accuracy"] - r["search"][grid[0]]["accuracy"] for r in group]) for mu in grid}
-        chosen[sparsity] = mu_star = max((mu for mu in grid if cost[mu] >= -EPSILON - 1e-12), key=float)
+        mu_star = max((mu for mu in grid if cost[mu] >= -EPSILON - 1e-12), key=float)
         print(f"  {workdir.name} {sparsity:g}: pooled val cost (pp) " +
               ", ".join(f"μ={mu}: {100 * c:+.2f}" for mu, c in cost.items()) + f" -> μ* = {mu_star}; per-run choices "
               + ",".join(f"{r['disparity_weight']:g}" for r in sorted(group, key=lambda r: r["seed"])))
@@ -36,7 +36,7 @@ def pooled_records(workdir: pathlib.Path) -> tuple[list[dict], dict[float, str]]
             dirs = mu_frontier.candidate_dirs(workdir, r, "ballot")
             candidate = compare.candidate_record(dirs[(r.get("mode", ""), mu_star)])
             out.append({**candidate, "method": "pooled"})
-    return out, chosen
+    return out
 
 
 if __name__ == "__main__":
@@ -44,7 +44,7 @@ if __name__ == "__main__":
     better_rows, failures = [], []
     for name in sets:
         base = pathlib.Path(f"/work/runs/s11_{name}")
-        pooled, _ = pooled_records(base)
+        pooled = pooled_records(base)
         records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"default={base}:ballot"]) + pooled
         bar = compare.bar_summary(reports.paired_comparisons(records, against=["default", "pooled"], reference="default"),
                                   ["lth", "magnitude"])
