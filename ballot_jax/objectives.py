@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from typing import Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -42,6 +42,45 @@ def _soft_worst(ce: jax.Array, units: jax.Array, num_units: int, temperature: fl
     mean, present = _group_means(ce, units, jnp.ones_like(ce), num_units)
     q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(mean) / temperature, -jnp.inf))
     return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce)
+
+
+class StatefulObjective(NamedTuple):
+    """An objective that carries a state across the steps of a training phase (e.g. a running
+    estimate of the cells' losses). ``init() -> carry`` is the state at the start of a phase;
+    ``apply(logits, batch, carry) -> (loss, next carry)`` is evaluated like a plain objective (on
+    the global batch) and its next carry must not depend on the gradient (the engine takes none
+    through it). The engine's ``Trainer`` checkpoints the carry with the train state, so a phase
+    resumes bit-identically, and starts every phase from ``init()``."""
+
+    init: Callable[[], Any]
+    apply: Callable[[jax.Array, dict, Any], tuple[jax.Array, Any]]
+
+
+def running_cell_losses(
+    estimate: tuple[jax.Array, jax.Array], mean: jax.Array, present: jax.Array, decay: float
+) -> tuple[jax.Array, jax.Array]:
+    """One update of a running (exponential, bias-corrected) estimate of each unit's loss.
+
+    ``estimate`` = (m, n): m_u ← (1 − γ) m_u + γ L_u and n_u ← (1 − γ) n_u + γ for the units present
+    in the batch (``present``, ``mean`` = L their batch means), unchanged for the others; the estimate
+    of unit u is m_u / n_u (n_u = 0: never seen). γ = ``decay`` in (0, 1]; γ = 1 keeps only the last
+    batch's mean of each unit.
+    """
+    m, n = estimate
+    mean = jax.lax.stop_gradient(mean)
+    m = jnp.where(present, (1.0 - decay) * m + decay * mean, m)
+    n = jnp.where(present, (1.0 - decay) * n + decay, n)
+    return m, n
+
+
+def _soft_worst_running(ce, units, num_units, temperature, estimate, decay):
+    """``_soft_worst`` with q = softmax(estimate / τ) over the units present, the estimate updated
+    with this batch first (``running_cell_losses``): (penalty, next estimate)."""
+    mean, present = _group_means(ce, units, jnp.ones_like(ce), num_units)
+    m, n = running_cell_losses(estimate, mean, present, decay)
+    smoothed = m / jnp.where(n > 0, n, 1.0)
+    q = jax.nn.softmax(jnp.where(present, smoothed / temperature, -jnp.inf))
+    return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce), (m, n)
 
 
 def fairness_surrogate(
@@ -106,6 +145,40 @@ def fair_objective(
         return fairness_surrogate(logits, batch, num_groups, kind, temperature)
 
     return cross_entropy_plus(penalty, weight)
+
+
+@functools.lru_cache(maxsize=64)
+def running_fair_objective(
+    num_groups: int, num_classes: int, kind: str, weight: float, temperature: float, decay: float
+) -> StatefulObjective:
+    """CE + ``weight`` · the soft worst cell (``kind`` "worst_cell") or group ("worst_group") whose
+    weights q come from a running estimate of the units' losses across the phase's batches
+    (``running_cell_losses`` with γ = ``decay``) instead of this batch's means alone: a
+    ``StatefulObjective`` whose carry is the estimate (m, n), zero at the start of a phase.
+
+    The gradient still flows through this batch's unit means only; the estimate sets how much
+    weight each present unit gets (group DRO's idea of weights that persist across batches, with
+    its exponentiated-gradient update replaced by the same softmax(L / τ) as the per-batch term).
+    With ``decay`` = 1 it equals ``fair_objective(num_groups, kind, weight, temperature)``.
+    Memoised, so the engine reuses its compiled step."""
+    if kind not in ("worst_cell", "worst_group"):
+        raise ValueError(f"a running estimate needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
+    if not 0.0 < decay <= 1.0:
+        raise ValueError(f"the running estimate's decay must be in (0, 1], got {decay}")
+    num_units = num_groups * num_classes if kind == "worst_cell" else num_groups
+
+    def init():
+        return jnp.zeros((num_units,), jnp.float32), jnp.zeros((num_units,), jnp.float32)
+
+    def apply(logits, batch, carry):
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
+        groups = batch["group"].astype(jnp.int32)
+        units = groups * num_classes + batch["y"].astype(jnp.int32) if kind == "worst_cell" else groups
+        penalty, carry = _soft_worst_running(ce, units, num_units, temperature, carry, decay)
+        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
+        return loss + weight * penalty, carry
+
+    return StatefulObjective(init, apply)
 
 
 def cross_entropy_plus(

@@ -150,6 +150,10 @@ def _ballot_problems(
         bad("per_group_batch", f"a multiple of the number of devices ({devices})")
     if "disparity_temperature" in options and not options["disparity_temperature"] > 0:
         bad("disparity_temperature", "a number > 0")
+    if "disparity_decay" in options and not 0 < options["disparity_decay"] <= 1:
+        bad("disparity_decay", "a number in (0, 1] (1: each batch's own cell losses)")
+    elif options.get("disparity_decay", 1) < 1 and options.get("disparity", "worst_cell") not in ("worst_cell", "worst_group"):
+        bad("disparity_decay", "1 unless disparity is 'worst_cell' or 'worst_group'")
     if data is None:
         return problems
     info = data.info

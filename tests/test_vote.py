@@ -475,7 +475,8 @@ def test_the_default_is_the_documented_one():
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
         for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
-                     "disparity_weights", "epsilon", "mu_rule", "epsilon_reference", "disparity_temperature"):
+                     "disparity_weights", "epsilon", "mu_rule", "epsilon_reference", "disparity_temperature",
+                     "disparity_decay"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 
 

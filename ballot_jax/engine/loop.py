@@ -26,8 +26,17 @@ from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
 from ballot_jax.engine.model import Model
 from ballot_jax.engine.progress import bar, log
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
-from ballot_jax.engine.steps import Objective, TrainState, evaluate, make_predict, make_train_step, mean_cross_entropy
+from ballot_jax.engine.steps import (
+    CarriedState,
+    Objective,
+    TrainState,
+    evaluate,
+    make_predict,
+    make_train_step,
+    mean_cross_entropy,
+)
 from ballot_jax.masks import Mask, Prunable, apply_mask, default_prunable, make_mask
+from ballot_jax.objectives import StatefulObjective
 from ballot_jax.optim import FixedMaskState, fixed_mask, with_mask
 
 PyTree = Any
@@ -230,10 +239,14 @@ class Trainer:
 
         ``on_step(step, state)`` runs before every step with the host step number (no device sync;
         used to save the rewind point and to observe the trajectory); ``objective``
-        replaces the trainer's default loss for this phase.
+        replaces the trainer's default loss for this phase. A ``StatefulObjective`` carries its state
+        through the phase: it starts from ``objective.init()``, is checkpointed with the train state
+        (``CarriedState``), and the hooks and the result see the train state alone.
         """
         check_divisible(config.batch_size, self.task.mesh)
-        state = replicate(state, self.task.mesh)
+        carried = isinstance(objective or self.objective, StatefulObjective)
+        state = replicate(CarriedState(state, (objective or self.objective).init()) if carried else state, self.task.mesh)
+        view = (lambda s: s.train) if carried else (lambda s: s)  # what hooks and the caller see
         periodic = checkpoints.Periodic(ckpt_dir) if ckpt_dir is not None else None
         if periodic is not None and periodic.latest_step() is not None:
             state = periodic.restore(periodic.latest_step(), state)
@@ -249,7 +262,7 @@ class Trainer:
         with bar(until_step, desc, initial=start) as progress:
             for step in range(start, until_step):
                 if on_step is not None:
-                    on_step(step, self.with_stepped(outer, state))
+                    on_step(step, view(self.with_stepped(outer, state)))
                 if gathered is not None:  # the batch is gathered on the device
                     idx = put_batch(self.batch_indices(config, step, data_seed), mesh)
                     state, stats = gathered(state, data, idx)
@@ -266,7 +279,7 @@ class Trainer:
                     periodic.save(done, self.with_stepped(outer, state))
         if periodic is not None:
             periodic.close()
-        return self.with_stepped(outer, state)
+        return view(self.with_stepped(outer, state))
 
     def evaluate(self, state: TrainState, split) -> dict[str, Any]:
         info = self.task.data.info

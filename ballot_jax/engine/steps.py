@@ -24,6 +24,7 @@ from ballot_jax.engine.mesh import DATA_AXIS, check_divisible, put_batch, to_hos
 from ballot_jax.engine.model import Model
 from ballot_jax.samplers import eval_batches
 from ballot_jax.masks import Mask
+from ballot_jax.objectives import StatefulObjective
 from ballot_jax.optim import FixedMaskState
 
 PyTree = Any
@@ -47,6 +48,30 @@ class TrainState(NamedTuple):
     @property
     def mask(self) -> Mask:
         return self.opt_state.mask
+
+
+class CarriedState(NamedTuple):
+    """A ``TrainState`` with the carry of a ``StatefulObjective`` (one checkpointed pytree): the state
+    of a phase trained on such an objective."""
+
+    train: TrainState
+    carry: PyTree
+
+    @property
+    def step(self) -> jax.Array:
+        return self.train.step
+
+    @property
+    def params(self) -> PyTree:
+        return self.train.params
+
+    @property
+    def model_state(self) -> PyTree:
+        return self.train.model_state
+
+    @property
+    def mask(self) -> Mask:
+        return self.train.mask
 
 
 def mean_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:
@@ -138,22 +163,38 @@ def make_train_step(
     model: Model,
     tx: optax.GradientTransformation,
     mesh: Mesh,
-    objective: Objective = mean_cross_entropy,
+    objective: Objective | StatefulObjective = mean_cross_entropy,
 ) -> Callable[[TrainState, Batch], tuple[TrainState, dict[str, jax.Array]]]:
     """``step(state, batch) -> (state, {"loss", "accuracy"})``, jitted and sharded over ``mesh``.
 
     ``batch`` leaves have a leading batch axis divisible by the number of devices. ``objective`` is
     evaluated on the global batch (logits and labels gathered across devices), so any objective,
-    additive or not, gives the one-device result.
+    additive or not, gives the one-device result. A ``StatefulObjective`` makes it a step over
+    ``CarriedState`` (the train state and the objective's carry, updated every step).
     """
+
+    def reported(loss, accuracy):
+        return {"loss": jax.lax.pmean(loss, DATA_AXIS), "accuracy": jax.lax.pmean(accuracy, DATA_AXIS)}
+
+    if isinstance(objective, StatefulObjective):  # the state is a CarriedState
+
+        def carried_step(state: CarriedState, batch: Batch):
+            def with_carry(logits, labels):
+                return objective.apply(logits, labels, state.carry)
+
+            train, loss, accuracy, carry = model_update(model, tx, state.train, batch, step_rng(state.train), with_carry)
+            # every device computed the same carry from the same global batch: pmax makes it replicated, exactly
+            carry = jax.tree.map(lambda c: jax.lax.pmax(c, DATA_AXIS), carry)
+            return CarriedState(train, carry), reported(loss, accuracy)
+
+        return shard_step(carried_step, mesh)
 
     def without_aux(logits, labels):
         return objective(logits, labels), None
 
     def local_step(state: TrainState, batch: Batch):
         state, loss, accuracy, _ = model_update(model, tx, state, batch, step_rng(state), without_aux)
-        stats = {"loss": jax.lax.pmean(loss, DATA_AXIS), "accuracy": jax.lax.pmean(accuracy, DATA_AXIS)}
-        return state, stats
+        return state, reported(loss, accuracy)
 
     return shard_step(local_step, mesh)
 

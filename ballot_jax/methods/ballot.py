@@ -48,7 +48,7 @@ from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
-from ballot_jax.objectives import fair_objective, resolve_surrogate
+from ballot_jax.objectives import fair_objective, resolve_surrogate, running_fair_objective
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
@@ -95,6 +95,9 @@ class Ballot:
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
     disparity: str = "worst_cell"  # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
+    # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
+    # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
+    disparity_decay: float = 1.0
     # other D's tried per run beside ``disparity`` (needs a μ search): the μ search runs for each, and
     # the D whose chosen candidate has the lowest validation CWV wins (ties: ``disparity``); one that
     # is the same objective on the training split (cells = groups) is not retrained
@@ -166,11 +169,20 @@ class Ballot:
         return lambda state, level: scores(state, config.seed + SCORE_SEED_STRIDE * level)
 
     def retrain_objective(self, num_groups: int, num_classes: int, weight: float | None = None):
-        """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``)."""
+        """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``; with
+        ``disparity_decay`` < 1 the running-estimate form, ``running_fair_objective``)."""
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
         weight = self.disparity_weight if weight is None else weight
+        if not 0 < self.disparity_decay <= 1:
+            raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
+        if self.disparity_decay < 1:
+            if kind not in ("worst_cell", "worst_group"):
+                raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
+            return running_fair_objective(
+                num_groups, num_classes, kind, weight, self.disparity_temperature, self.disparity_decay
+            )
         return fair_objective(num_groups, kind, weight, self.disparity_temperature)
 
     def run(
