@@ -173,6 +173,7 @@ def test_ballot_disparity_decay_options(tmp_path):
     assert Ballot().disparity_decay == 1.0  # the default: each batch's own cell losses
     assert not isinstance(Ballot().retrain_objective(2, 2), StatefulObjective)
     assert isinstance(Ballot(disparity_decay=0.1).retrain_objective(2, 2), StatefulObjective)
+    assert not isinstance(Ballot(disparity_decay=0.1).retrain_objective(2, 2, weight=0.0), StatefulObjective)
     with pytest.raises(ValueError, match="disparity_decay must be in"):
         Ballot(disparity_decay=0.0).retrain_objective(2, 2)
     with pytest.raises(ValueError, match="disparity_decay < 1 needs"):

@@ -177,9 +177,9 @@ class Ballot:
         weight = self.disparity_weight if weight is None else weight
         if not 0 < self.disparity_decay <= 1:
             raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
-        if self.disparity_decay < 1:
-            if kind not in ("worst_cell", "worst_group"):
-                raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
+        if self.disparity_decay < 1 and kind not in ("worst_cell", "worst_group"):
+            raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
+        if self.disparity_decay < 1 and weight != 0:  # μ = 0: plain cross-entropy, nothing to estimate
             return running_fair_objective(
                 num_groups, num_classes, kind, weight, self.disparity_temperature, self.disparity_decay
             )
