@@ -2,11 +2,18 @@
 # Session 12: retrain Ballot's μ > 0 candidates with other options in a full copy of the default's workdir
 # (μ = 0 candidates and the mode choice, which have no disparity term, are kept).
 # usage: session12_retrain.sh SET VARIANT [--config.ballot.* ...]   copy: /work/runs/s12_<SET>__<VARIANT>
+# SET: a development set (blond wavy cifar10); a held-out one only with AFTER_DECISION=1, for an ablation
+# reported after the variant's pre-registered decision (session 13).
 set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd /work/main && source .venv/bin/activate
 SET=$1; VARIANT=$2; shift 2
-case $SET in blond|wavy|cifar10) ;; *) echo "unknown development set $SET"; exit 2;; esac
+case $SET in
+  blond|wavy|cifar10) ;;
+  young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
+    echo "$SET is held out: set AFTER_DECISION=1 only after the variant's decision"; exit 2; };;
+  *) echo "unknown set $SET"; exit 2;;
+esac
 source "$HERE/set_command.sh"; CMD=$(set_command "$SET")
 SRC=/work/runs/s11_$SET; DST=/work/runs/s12_${SET}__$VARIANT
 rm -rf "$DST"; cp -a "$SRC" "$DST"
