@@ -40,8 +40,19 @@ def _soft_worst(ce: jax.Array, units: jax.Array, num_units: int, temperature: fl
     """Σ_u q_u L_u − mean(ce): L_u the mean of ``ce`` over unit u, q = softmax(L / τ) over the units
     present, no gradient through q (the soft worst unit, a group-DRO-like reweighting)."""
     mean, present = _group_means(ce, units, jnp.ones_like(ce), num_units)
-    q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(mean) / temperature, -jnp.inf))
-    return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce)
+    return _weighted_by(mean, present, mean, temperature) - jnp.mean(ce)
+
+
+def _weighted_by(mean: jax.Array, present: jax.Array, level: jax.Array, temperature: float) -> jax.Array:
+    """Σ_u q_u mean_u over the units present, q = softmax(level / τ) over them (no gradient through q)."""
+    q = jax.nn.softmax(jnp.where(present, jax.lax.stop_gradient(level) / temperature, -jnp.inf))
+    return jnp.sum(jnp.where(present, q * mean, 0.0))
+
+
+def _units(batch: dict, num_classes: int, kind: str) -> jax.Array:
+    """The unit of each example: its (group, label) cell g · C + y ("worst_cell") or its group."""
+    groups = batch["group"].astype(jnp.int32)
+    return groups * num_classes + batch["y"].astype(jnp.int32) if kind == "worst_cell" else groups
 
 
 class StatefulObjective(NamedTuple):
@@ -78,9 +89,7 @@ def _soft_worst_running(ce, units, num_units, temperature, estimate, decay):
     with this batch first (``running_cell_losses``): (penalty, next estimate)."""
     mean, present = _group_means(ce, units, jnp.ones_like(ce), num_units)
     m, n = running_cell_losses(estimate, mean, present, decay)
-    smoothed = m / jnp.where(n > 0, n, 1.0)
-    q = jax.nn.softmax(jnp.where(present, smoothed / temperature, -jnp.inf))
-    return jnp.sum(jnp.where(present, q * mean, 0.0)) - jnp.mean(ce), (m, n)
+    return _weighted_by(mean, present, m / jnp.where(n > 0, n, 1.0), temperature) - jnp.mean(ce), (m, n)
 
 
 def fairness_surrogate(
@@ -115,11 +124,9 @@ def fairness_surrogate(
         return jnp.sum(jnp.where(present, (mean - centre) ** 2, 0.0)) / k
     if kind in ("worst_cell", "worst_group"):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
-        if kind == "worst_group":
-            return _soft_worst(ce, groups, num_groups, temperature)
         num_classes = logits.shape[-1]
-        cells = groups * num_classes + batch["y"].astype(jnp.int32)
-        return _soft_worst(ce, cells, num_groups * num_classes, temperature)
+        num_units = num_groups * num_classes if kind == "worst_cell" else num_groups
+        return _soft_worst(ce, _units(batch, num_classes, kind), num_units, temperature)
     raise ValueError(f"unknown surrogate {kind!r}; expected one of {SURROGATES[1:]}")
 
 
@@ -172,9 +179,7 @@ def running_fair_objective(
 
     def apply(logits, batch, carry):
         ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
-        groups = batch["group"].astype(jnp.int32)
-        units = groups * num_classes + batch["y"].astype(jnp.int32) if kind == "worst_cell" else groups
-        penalty, carry = _soft_worst_running(ce, units, num_units, temperature, carry, decay)
+        penalty, carry = _soft_worst_running(ce, _units(batch, num_classes, kind), num_units, temperature, carry, decay)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["y"]).mean()
         return loss + weight * penalty, carry
 

@@ -244,8 +244,9 @@ class Trainer:
         (``CarriedState``), and the hooks and the result see the train state alone.
         """
         check_divisible(config.batch_size, self.task.mesh)
-        carried = isinstance(objective or self.objective, StatefulObjective)
-        state = replicate(CarriedState(state, (objective or self.objective).init()) if carried else state, self.task.mesh)
+        phase_objective = objective or self.objective
+        carried = isinstance(phase_objective, StatefulObjective)
+        state = replicate(CarriedState(state, phase_objective.init()) if carried else state, self.task.mesh)
         view = (lambda s: s.train) if carried else (lambda s: s)  # what hooks and the caller see
         periodic = checkpoints.Periodic(ckpt_dir) if ckpt_dir is not None else None
         if periodic is not None and periodic.latest_step() is not None:
