@@ -7,6 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ballot_jax.data.base import Dataset, DatasetInfo, Split
+from ballot_jax.engine.loop import Trainer
 from ballot_jax.engine.model import Model
 
 
@@ -44,3 +45,22 @@ def toy_dataset(n: int = 256, dim: int = 8, seed: int = 0) -> Dataset:
 
     info = DatasetInfo("toy", 2, 2, ("majority", "minority"), ("0", "1"), (dim,))
     return Dataset(split(n), split(n // 2), split(n // 2), info)
+
+
+class Crash(RuntimeError):
+    """A simulated kill of a run (raised by ``CrashingTrainer``)."""
+
+
+class CrashingTrainer(Trainer):
+    """The engine's ``Trainer`` that raises ``Crash`` when it draws its ``crash_at``-th batch (counted
+    over every phase it trains), to test that a killed run resumes identically."""
+
+    def __init__(self, task, crash_at: int):
+        super().__init__(task)
+        self.crash_at, self.calls = crash_at, 0
+
+    def batch_indices(self, config, step, data_seed):
+        self.calls += 1
+        if self.calls == self.crash_at:
+            raise Crash(f"killed at batch {self.crash_at}")
+        return super().batch_indices(config, step, data_seed)

@@ -9,7 +9,7 @@ from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
 from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
-from engine_fixtures import mlp_model, toy_dataset
+from engine_fixtures import Crash, CrashingTrainer, mlp_model, toy_dataset
 
 CFG = TrainConfig(steps=40, batch_size=16, learning_rate=0.1, rewind_step=4, checkpoint_every=10)
 
@@ -88,26 +88,13 @@ def test_rewind_lr_starts_retraining_at_step_k(tmp_path):
     assert seen == [0, 0]
 
 
-class Crash(RuntimeError):
-    pass
-
-
 @pytest.mark.parametrize("crash_at", [17, 57, 95])  # dense phase, level 1 mid-way, level 2 mid-way
 def test_resume_after_interruption_is_identical(tmp_path, crash_at, capfd):
     t = task()
     reference = run_levels(t, CFG, magnitude, plan(), tmp_path / "ref")
 
-    class Crashing(Trainer):
-        calls = 0
-
-        def batch_indices(self, config, step, data_seed):
-            Crashing.calls += 1
-            if Crashing.calls == crash_at:
-                raise Crash(f"killed at batch {crash_at}")
-            return super().batch_indices(config, step, data_seed)
-
     with pytest.raises(Crash):
-        run_levels(t, CFG, magnitude, plan(), tmp_path / "run", trainer=Crashing(t))
+        run_levels(t, CFG, magnitude, plan(), tmp_path / "run", trainer=CrashingTrainer(t, crash_at))
     capfd.readouterr()
     resumed = run_levels(t, CFG, magnitude, plan(), tmp_path / "run")
     assert "resumed at step" in capfd.readouterr().err, "the run must continue from its checkpoint"

@@ -18,7 +18,7 @@ from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.methods import Ballot
 from ballot_jax.objectives import StatefulObjective, fair_objective, running_fair_objective
 from ballot_jax.pruning import magnitude_scores
-from engine_fixtures import mlp_model, toy_dataset
+from engine_fixtures import Crash, CrashingTrainer, mlp_model, toy_dataset
 
 CFG = TrainConfig(steps=40, batch_size=16, learning_rate=0.1, rewind_step=4, checkpoint_every=10)
 
@@ -142,10 +142,6 @@ def test_the_carry_changes_training_and_is_checkpointed_with_the_state(tmp_path)
     chex.assert_trees_all_equal(jax.device_get(resumed.params), jax.device_get(a.params))
 
 
-class Crash(RuntimeError):
-    pass
-
-
 @pytest.mark.parametrize("crash_at", [57, 95])  # level 1 mid-way, level 2 mid-way
 def test_levels_with_a_stateful_objective_resume_bit_identically(tmp_path, crash_at):
     t = _task()
@@ -153,17 +149,8 @@ def test_levels_with_a_stateful_objective_resume_bit_identically(tmp_path, crash
     score = lambda state, level: magnitude_scores(state.params, state.mask)  # noqa: E731
     reference = run_levels(t, CFG, score, keep, tmp_path / "ref")
 
-    class Crashing(Trainer):
-        calls = 0
-
-        def batch_indices(self, config, step, data_seed):
-            Crashing.calls += 1
-            if Crashing.calls == crash_at:
-                raise Crash(f"killed at batch {crash_at}")
-            return super().batch_indices(config, step, data_seed)
-
     with pytest.raises(Crash):
-        run_levels(t, CFG, score, keep, tmp_path / "run", trainer=Crashing(t))
+        run_levels(t, CFG, score, keep, tmp_path / "run", trainer=CrashingTrainer(t, crash_at))
     resumed = run_levels(t, CFG, score, keep, tmp_path / "run")
     for a, b in zip(reference, resumed):
         assert (a["kept"], a["val"], a["test"]) == (b["kept"], b["val"], b["test"])

@@ -50,28 +50,22 @@ class TrainState(NamedTuple):
         return self.opt_state.mask
 
 
+def reads_through_train(cls: type) -> type:
+    """Class decorator for a state that holds a ``TrainState`` in its ``train`` field (and more beside
+    it): its ``step``, ``params``, ``model_state`` and ``mask`` are ``train``'s, so that code written
+    for a ``TrainState`` (evaluation, logging, resume messages) reads it unchanged."""
+    for name in ("step", "params", "model_state", "mask"):
+        setattr(cls, name, property(lambda self, name=name: getattr(self.train, name), doc=f"``train.{name}``"))
+    return cls
+
+
+@reads_through_train
 class CarriedState(NamedTuple):
     """A ``TrainState`` with the carry of a ``StatefulObjective`` (one checkpointed pytree): the state
     of a phase trained on such an objective."""
 
     train: TrainState
     carry: PyTree
-
-    @property
-    def step(self) -> jax.Array:
-        return self.train.step
-
-    @property
-    def params(self) -> PyTree:
-        return self.train.params
-
-    @property
-    def model_state(self) -> PyTree:
-        return self.train.model_state
-
-    @property
-    def mask(self) -> Mask:
-        return self.train.mask
 
 
 def mean_cross_entropy(logits: jax.Array, batch: Batch) -> jax.Array:

@@ -26,16 +26,17 @@ from ballot_jax.engine.steps import (
     mean_cross_entropy,
     model_update,
     predict_split,
+    reads_through_train,
     shard_step,
     step_rng,
 )
-from ballot_jax.masks import Mask
 from ballot_jax.methods.adversary import adversary_features, adversary_loss, apply_adversary
 from ballot_jax.optim import fixed_mask
 
 PyTree = Any
 
 
+@reads_through_train
 class SafeState(NamedTuple):
     """The authors' preset's resumable state: the model's ``TrainState`` and the adversary's params
     and optimizer state (one pytree, checkpointed together)."""
@@ -43,22 +44,6 @@ class SafeState(NamedTuple):
     train: TrainState
     adversary: PyTree
     adversary_opt: optax.OptState
-
-    @property
-    def step(self) -> jax.Array:
-        return self.train.step
-
-    @property
-    def params(self) -> PyTree:
-        return self.train.params
-
-    @property
-    def model_state(self) -> PyTree:
-        return self.train.model_state
-
-    @property
-    def mask(self) -> Mask:
-        return self.train.mask
 
 
 def make_minmax_step(
