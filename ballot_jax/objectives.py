@@ -3,6 +3,7 @@
 An objective is ``objective(logits, batch) -> scalar`` as the engine's train step takes it; ``batch``
 holds integer ``y`` and ``group`` ids. Under data parallelism the engine evaluates it on the global
 batch (logits gathered from every device), so its value does not depend on the device count.
+A ``StatefulObjective`` (``init``, ``apply``) also carries a state from step to step of a phase.
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ def running_fair_objective(
     The gradient still flows through this batch's unit means only; the estimate sets how much
     weight each present unit gets (group DRO's idea of weights that persist across batches, with
     its exponentiated-gradient update replaced by the same softmax(L / τ) as the per-batch term).
-    With ``decay`` = 1 it equals ``fair_objective(num_groups, kind, weight, temperature)``.
+    With ``decay`` = 1 it equals ``fair_objective(num_groups, kind, weight, temperature)`` in value
+    and gradient (to float rounding).
     Memoised, so the engine reuses its compiled step."""
     if kind not in ("worst_cell", "worst_group"):
         raise ValueError(f"a running estimate needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
