@@ -8,27 +8,22 @@ retrained by session12_retrain.sh). For every (sparsity, mode, μ > 0) that both
 seeds (a run trains μ > 0 only in the mode it chose), prints each method's mean test accuracy change
 and CWV change from the run's own μ = 0 candidate, and the variant's paired differences from the
 default's candidate (test accuracy in points, CWV), with the 95% bootstrap CI over those seeds."""
-import json
 import pathlib
 import sys
 
 import numpy as np
 
 from ballot_jax.stats import paired_comparison
+from experiments import compare, mu_frontier
 
 SEEDS = range(5)
 
 
-def final_test(candidate: pathlib.Path):
-    record = sorted(candidate.glob("level_*/record.json"))[-1]
-    test = json.loads(record.read_text())["test"]
-    return test["accuracy"], test["cwv"]
-
-
 def candidates(workdir: pathlib.Path, seed: int, sparsity: str):
-    root = workdir / f"seed_{seed}" / f"sparsity_{sparsity}" / "ballot"
-    return {(p.parent.name, p.name.removeprefix("mu_")): final_test(p)
-            for p in root.glob("*/mu_*") if list(p.glob("level_*/record.json"))}
+    """{(mode, μ): (test accuracy, test CWV)} of every finished candidate of one run."""
+    dirs = mu_frontier.candidate_dirs(workdir, {"seed": seed, "target_sparsity": float(sparsity)}, "ballot")
+    records = {key: compare.candidate_record(path) for key, path in dirs.items()}
+    return {key: (r["test"]["accuracy"], r["test"]["cwv"]) for key, r in records.items() if r is not None}
 
 
 def ci(comparison, scale=1.0, digits=5):
