@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 SURROGATES = ("auto", "dp", "eo", "loss_var", "worst_cell", "worst_group")
+SOFT_WORST = ("worst_cell", "worst_group")  # the soft worst unit: the surrogates a running estimate applies to
 
 
 # ------------------------------------------------------------------------------------------------
@@ -123,7 +124,7 @@ def fairness_surrogate(
         k = jnp.maximum(jnp.sum(present), 1)
         centre = jnp.sum(jnp.where(present, mean, 0.0)) / k
         return jnp.sum(jnp.where(present, (mean - centre) ** 2, 0.0)) / k
-    if kind in ("worst_cell", "worst_group"):
+    if kind in SOFT_WORST:
         ce = optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), batch["y"])
         num_classes = logits.shape[-1]
         num_units = num_groups * num_classes if kind == "worst_cell" else num_groups
@@ -170,7 +171,7 @@ def running_fair_objective(
     With ``decay`` = 1 it equals ``fair_objective(num_groups, kind, weight, temperature)`` in value
     and gradient (to float rounding).
     Memoised, so the engine reuses its compiled step."""
-    if kind not in ("worst_cell", "worst_group"):
+    if kind not in SOFT_WORST:
         raise ValueError(f"a running estimate needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
     if not 0.0 < decay <= 1.0:
         raise ValueError(f"the running estimate's decay must be in (0, 1], got {decay}")

@@ -48,7 +48,7 @@ from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
-from ballot_jax.objectives import fair_objective, resolve_surrogate, running_fair_objective
+from ballot_jax.objectives import SOFT_WORST, fair_objective, resolve_surrogate, running_fair_objective
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
@@ -177,7 +177,7 @@ class Ballot:
         weight = self.disparity_weight if weight is None else weight
         if not 0 < self.disparity_decay <= 1:
             raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
-        if self.disparity_decay < 1 and kind not in ("worst_cell", "worst_group"):
+        if self.disparity_decay < 1 and kind not in SOFT_WORST:
             raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
         if self.disparity_decay < 1 and weight != 0:  # μ = 0: plain cross-entropy, nothing to estimate
             return running_fair_objective(
@@ -286,7 +286,7 @@ class Ballot:
         training split (with one label per group the (group, label) cells are the groups, and
         ``worst_group`` is ``worst_cell``)."""
         units = [self.disparity]
-        same = {"worst_cell", "worst_group"} if cells_are_groups(task.data.train) else set()
+        same = set(SOFT_WORST) if cells_are_groups(task.data.train) else set()
         for d in self.disparity_alternatives:
             if d not in units and not (d in same and self.disparity in same):
                 units.append(d)
