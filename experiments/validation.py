@@ -122,7 +122,7 @@ def _ballot_problems(
     """Ballot's options, checked by name here (``ballot_jax.methods.ballot`` checks some of them only
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
-    from ballot_jax.methods.ballot import EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS
+    from ballot_jax.methods.ballot import DISPARITIES, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS
     from ballot_jax.objectives import SOFT_WORST, SURROGATES, resolve_surrogate
     from ballot_jax.vote import VOTE_KINDS
 
@@ -131,7 +131,7 @@ def _ballot_problems(
     def bad(field: str, accepted: str) -> None:
         problems.append(f"--config.{name}.{field}={options[field]!r}: expected {accepted}")
 
-    choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": SURROGATES, "score_split": ("train", "val"),
+    choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": DISPARITIES, "score_split": ("train", "val"),
                   "pruning": PRUNINGS, "selection": SELECTIONS, "rewind_selection": SELECTIONS,
                   "vote_kind": VOTE_KINDS, "mu_rule": MU_RULES, "mode_rule": MODE_RULES,
                   "epsilon_reference": EPSILON_REFERENCES}
@@ -139,8 +139,8 @@ def _ballot_problems(
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))
     alternatives = options.get("disparity_alternatives", ())
-    if not isinstance(alternatives, (tuple, list)) or any(d not in SURROGATES[1:] for d in alternatives):
-        bad("disparity_alternatives", "a tuple of disparities from " + ", ".join(map(repr, SURROGATES[1:])))
+    if not isinstance(alternatives, (tuple, list)) or any(d not in DISPARITIES[1:] for d in alternatives):
+        bad("disparity_alternatives", "a tuple of disparities from " + ", ".join(map(repr, DISPARITIES[1:])))
     elif alternatives and not options.get("disparity_weights", (0.0,)):
         bad("disparity_alternatives", "() when disparity_weights is empty (the choice needs a μ search)")
     for field in ("score_batches", "per_group_batch"):

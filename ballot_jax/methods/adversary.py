@@ -1,6 +1,7 @@
 """SafeCompress's fairness adversary (the authors' preset): what it sees of an example, its network
 (the authors' architecture, Nasr et al.'s membership attack, with one output per group), its loss,
-and its chance level. The min-max training against it is ``minmax.py``.
+and its chance level. The min-max training against it is ``minmax.py``; ``adversarial_objective``
+is the same game as an engine objective that carries the adversary (Ballot's ``disparity="adversary"``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
-from ballot_jax.engine.steps import mean_cross_entropy
+from ballot_jax.engine.steps import _pcast_varying, mean_cross_entropy
+from ballot_jax.objectives import StatefulObjective
 
 ADVERSARY_INPUTS = ("label_relative", "softmax_label", "logits_label")
 
@@ -113,3 +116,47 @@ def group_prior_accuracy(split, num_groups: int) -> float:
     """Accuracy of always predicting the most frequent group (the adversary's chance level)."""
     counts = np.bincount(np.asarray(split.group), minlength=num_groups)
     return float(counts.max() / max(1, counts.sum()))
+
+
+@functools.lru_cache(maxsize=64)
+def adversarial_objective(
+    num_groups: int, num_classes: int, weight: float, kind: str = "label_relative", learning_rate: float = 1e-3,
+    seed: int = 0,
+) -> StatefulObjective:
+    """CE − ``weight`` · the adversary's group cross-entropy, the adversary carried from step to step.
+
+    The min-max game of SafeCompress's authors' preset (``minmax.make_minmax_step``) as an engine
+    ``StatefulObjective``: the carry is the adversary's params (the authors' architecture,
+    ``init_adversary`` from ``PRNGKey(seed)``) and its Adam state (``learning_rate``), fresh at the
+    start of each phase. Every step, on the global batch: (1) one Adam step of the adversary on its
+    cross-entropy of predicting the group from ``adversary_features(logits, y, kind)`` (logits
+    without gradient), (2) the model's loss CE − ``weight`` · the updated adversary's cross-entropy
+    (gradient through the logits only). It differs from ``make_minmax_step`` in one respect: the
+    adversary learns from the step's own train-mode logits (one forward pass) instead of a second,
+    eval-mode pass; the same for models without batch norm or dropout.
+    With the default ``kind`` the adversary sees [p_y, the other probabilities sorted], how confident
+    and how correct the model is on an example, so maximising its loss pushes the groups' confidence
+    and correctness towards one distribution: accuracy parity, what CWV and MCD measure.
+    Runs inside the engine's sharded step only (the adversary is made per-device before its
+    gradient, as in ``make_minmax_step``). Memoised, so the engine reuses its compiled step.
+    """
+    if kind not in ADVERSARY_INPUTS:
+        raise ValueError(f"adversary input must be one of {ADVERSARY_INPUTS}, got {kind!r}")
+    if weight < 0 or not learning_rate > 0:
+        raise ValueError(f"the adversarial weight must be >= 0 and the learning rate > 0, got {weight}, {learning_rate}")
+    tx = optax.adam(learning_rate)
+
+    def init():
+        adversary = init_adversary(jax.random.PRNGKey(seed), num_classes, num_groups, kind)
+        return adversary, tx.init(adversary)
+
+    def apply(logits, batch, carry):
+        adversary, opt_state = carry
+        seen = jax.lax.stop_gradient(logits)
+        grads = jax.grad(lambda a: adversary_loss(a, seen, batch, kind)[0])(_pcast_varying(adversary))
+        updates, opt_state = tx.update(grads, opt_state, adversary)
+        adversary = optax.apply_updates(adversary, updates)
+        attack, _ = adversary_loss(adversary, logits, batch, kind)
+        return mean_cross_entropy(logits, batch) - weight * attack, (adversary, opt_state)
+
+    return StatefulObjective(init, apply)

@@ -42,13 +42,14 @@ from ballot_jax import ballot
 from ballot_jax.engine.levels import LevelPlan, level_dir, run_levels
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
 from ballot_jax.engine.mesh import check_divisible, put_batch
-from ballot_jax.engine.steps import group_loss
+from ballot_jax.engine.steps import group_loss, mean_cross_entropy
 from ballot_jax.grads import mean_group_grads, sharded_group_grads
 from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
-from ballot_jax.objectives import SOFT_WORST, fair_objective, resolve_surrogate, running_fair_objective
+from ballot_jax.methods.adversary import adversarial_objective
+from ballot_jax.objectives import SOFT_WORST, SURROGATES, fair_objective, resolve_surrogate, running_fair_objective
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
@@ -65,6 +66,9 @@ AUTO_MODES = {
     "one_shot_finetune": ("one_shot", False, "selection"),
     "iterative_rewind": ("iterative", True, "rewind_selection"),
 }
+# D of the refined training: a batch surrogate (``objectives.fairness_surrogate``) or "adversary"
+# (CE − μ · a group adversary's cross-entropy, the adversary carried across the phase's steps)
+DISPARITIES = (*SURROGATES, "adversary")
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
@@ -93,7 +97,9 @@ class Ballot:
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
-    disparity: str = "worst_cell"  # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo"
+    # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo" | "adversary"
+    # (SafeCompress's min-max game: CE − μ · the cross-entropy of an adversary predicting the group)
+    disparity: str = "worst_cell"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
     # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
@@ -170,11 +176,18 @@ class Ballot:
 
     def retrain_objective(self, num_groups: int, num_classes: int, weight: float | None = None):
         """The refined-training objective CE + μ · D (``ballot_jax.objectives.fair_objective``; with
-        ``disparity_decay`` < 1 the running-estimate form, ``running_fair_objective``)."""
+        ``disparity_decay`` < 1 the running-estimate form, ``running_fair_objective``; for
+        ``disparity="adversary"`` CE − μ · the adversary's cross-entropy, ``adversarial_objective``)."""
+        weight = self.disparity_weight if weight is None else weight
+        if self.disparity == "adversary":
+            if self.disparity_decay != 1:
+                raise ValueError("Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got 'adversary'")
+            if weight < 0:
+                raise ValueError(f"Ballot's adversarial weight μ must be >= 0, got {weight}")
+            return adversarial_objective(num_groups, num_classes, weight) if weight else mean_cross_entropy
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
-        weight = self.disparity_weight if weight is None else weight
         if not 0 < self.disparity_decay <= 1:
             raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
         if self.disparity_decay < 1 and kind not in SOFT_WORST:
