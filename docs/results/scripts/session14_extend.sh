@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Session 14: a variant that extends another's μ grid, reusing its finished candidates: copy
+# /work/runs/s12_<SET>__<FROM> to /work/runs/s12_<SET>__<TO>, drop the records, the chosen μ and every
+# candidate whose μ is not in KEEP (space-separated, e.g. "0 0.3 1"), then run the set's experiment with
+# the given options, which retrains only the missing candidates.
+# usage: session14_extend.sh SET FROM TO "KEEP" [--config.ballot.* ...]
+# SET: a development set; a held-out one only with AFTER_DECISION=1 (see session12_retrain.sh)
+set -e
+HERE=$(cd "$(dirname "$0")" && pwd)
+cd /work/main && source .venv/bin/activate
+SET=$1; FROM=$2; TO=$3; KEEP=$4; shift 4
+case $SET in
+  blond|wavy|cifar10) ;;
+  young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
+    echo "$SET is held out: set AFTER_DECISION=1 only after the variant's decision"; exit 2; };;
+  *) echo "unknown set $SET"; exit 2;;
+esac
+source "$HERE/set_command.sh"; CMD=$(set_command "$SET")
+SRC=/work/runs/s12_${SET}__$FROM; DST=/work/runs/s12_${SET}__$TO
+rm -rf "$DST"; cp -a "$SRC" "$DST"
+rm -f "$DST"/config.json "$DST"/results.* "$DST"/*.png "$DST"/seed_*/sparsity_*/ballot.record.json
+rm -rf "$DST"/jax_cache
+for dir in "$DST"/seed_*/sparsity_*/ballot/*/mu_*; do
+  mu=${dir##*/mu_}; case " $KEEP " in *" $mu "*) ;; *) rm -rf "$dir";; esac
+done
+date
+python -m $CMD --workdir "$DST" --config.methods=ballot "$@" 2>&1 | grep "\[experiments\].*test acc" | tail -2
+date
