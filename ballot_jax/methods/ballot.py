@@ -97,9 +97,10 @@ class Ballot:
     warmup_fraction: float = 0.1  # of each level's steps, for "warmup_cosine"
     balanced_sampling: bool = False  # refined training on group-balanced batches
     disparity_weight: float = 0.1  # μ: refined training minimises CE + μ · D(batch) (unless searched)
-    # D: "worst_cell" | "worst_group" | "loss_var" (variance of group losses) | "dp" | "eo" | "adversary"
-    # (SafeCompress's min-max game: CE − μ · the cross-entropy of an adversary predicting the group)
-    disparity: str = "worst_cell"
+    # D: "adversary" (since session 14: SafeCompress's min-max game, CE − μ · the cross-entropy of an
+    # adversary predicting the group from the model's confidence and correctness) | "worst_cell" (the
+    # soft worst (group, label) cell, the default before) | "worst_group" | "loss_var" | "dp" | "eo"
+    disparity: str = "adversary"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
     # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
