@@ -122,7 +122,7 @@ def _ballot_problems(
     """Ballot's options, checked by name here (``ballot_jax.methods.ballot`` checks some of them only
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
-    from ballot_jax.methods.ballot import DISPARITIES, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS
+    from ballot_jax.methods.ballot import DISPARITIES, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS, Ballot
     from ballot_jax.objectives import SOFT_WORST, SURROGATES, resolve_surrogate
     from ballot_jax.vote import VOTE_KINDS
 
@@ -152,7 +152,7 @@ def _ballot_problems(
         bad("disparity_temperature", "a number > 0")
     if "disparity_decay" in options and not 0 < options["disparity_decay"] <= 1:
         bad("disparity_decay", "a number in (0, 1] (1: each batch's own cell losses)")
-    elif options.get("disparity_decay", 1) < 1 and options.get("disparity", "worst_cell") not in SOFT_WORST:
+    elif options.get("disparity_decay", 1) < 1 and options.get("disparity", Ballot.disparity) not in SOFT_WORST:
         bad("disparity_decay", "1 unless disparity is 'worst_cell' or 'worst_group'")
     if data is None:
         return problems

@@ -158,14 +158,17 @@ def test_levels_with_a_stateful_objective_resume_bit_identically(tmp_path, crash
 
 def test_ballot_disparity_decay_options(tmp_path):
     assert Ballot().disparity_decay == 1.0  # the default: each batch's own cell losses
-    assert not isinstance(Ballot().retrain_objective(2, 2), StatefulObjective)
-    assert isinstance(Ballot(disparity_decay=0.1).retrain_objective(2, 2), StatefulObjective)
-    assert not isinstance(Ballot(disparity_decay=0.1).retrain_objective(2, 2, weight=0.0), StatefulObjective)
+    cell = Ballot(disparity="worst_cell")
+    assert not isinstance(cell.retrain_objective(2, 2), StatefulObjective)
+    assert isinstance(Ballot(disparity="worst_cell", disparity_decay=0.1).retrain_objective(2, 2), StatefulObjective)
+    assert not isinstance(Ballot(disparity="worst_cell", disparity_decay=0.1).retrain_objective(2, 2, weight=0.0),
+                          StatefulObjective)
     with pytest.raises(ValueError, match="disparity_decay must be in"):
         Ballot(disparity_decay=0.0).retrain_objective(2, 2)
     with pytest.raises(ValueError, match="disparity_decay < 1 needs"):
         Ballot(disparity="loss_var", disparity_decay=0.5).retrain_objective(2, 2)
-    one_shot = dict(fraction=0.5, selection="magnitude", pruning="one_shot", disparity_weights=(0.0, 1.0))
+    one_shot = dict(fraction=0.5, selection="magnitude", pruning="one_shot", disparity_weights=(0.0, 1.0),
+                    disparity="worst_cell")
     dense = tmp_path / "dense"
     runs = {d: Ballot(**one_shot, disparity_decay=d).run(_task(), CFG, 0.75, tmp_path / str(d), dense_dir=dense)
             for d in (1.0, 0.2)}

@@ -34,8 +34,10 @@ METHODS = {
     "safecompress": SafeCompress,  # preset "authors"
     "fairscratch": FairScratch,  # preset "authors"
     "fairscratch_ours": lambda: FairScratch(preset="ours"),  # (SafeCompress "ours": test_safecompress.py)
-    # the default before pruning="auto" (session 5), with the μ search before session 10 (its golden run)
-    "ballot": lambda: Ballot(pruning="one_shot", disparity_weights=(0.0, 0.3, 1.0), epsilon_reference="dense"),
+    # the default before pruning="auto" (session 5), with the μ search before session 10 and the
+    # worst-cell term before session 14 (its golden run)
+    "ballot": lambda: Ballot(pruning="one_shot", disparity_weights=(0.0, 0.3, 1.0), epsilon_reference="dense",
+                             disparity="worst_cell"),
     "magnitude": MagnitudePruning,
 }
 METRICS = ("accuracy", "cwv", "mcd")

@@ -345,7 +345,7 @@ def test_disparity_alternatives_run_each_search_and_keep_the_fairer_on_validatio
     candidate has the lower validation CWV wins, and every extra candidate is search cost."""
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     dense = tmp_path / "dense"
-    record = Ballot(**ONE_SHOT_W, disparity_alternatives=("worst_group",)).run(
+    record = Ballot(**ONE_SHOT_W, disparity="worst_cell", disparity_alternatives=("worst_group",)).run(
         task, CFG, 0.75, tmp_path / "both", dense_dir=dense)
     assert (tmp_path / "both" / "worst_group" / "mu_1" / "level_01" / "final").is_dir()
     assert not (tmp_path / "both" / "worst_group" / "mu_0").exists()
@@ -371,14 +371,15 @@ def test_disparity_alternatives_train_nothing_more_when_cells_are_groups(tmp_pat
     data = data._replace(**{s: getattr(data, s)._replace(group=getattr(data, s).y) for s in ("train", "val", "test")})
     task = Task(mlp_model(16), data, data_mesh(jax.devices()[:1]))
     dense = tmp_path / "dense"
-    record = Ballot(**ONE_SHOT_W, disparity_alternatives=("worst_group",)).run(task, CFG, 0.75, tmp_path / "a", dense_dir=dense)
-    plain = Ballot(**ONE_SHOT_W).run(task, CFG, 0.75, tmp_path / "b", dense_dir=dense)
+    cell = dict(ONE_SHOT_W, disparity="worst_cell")
+    record = Ballot(**cell, disparity_alternatives=("worst_group",)).run(task, CFG, 0.75, tmp_path / "a", dense_dir=dense)
+    plain = Ballot(**cell).run(task, CFG, 0.75, tmp_path / "b", dense_dir=dense)
     assert not (tmp_path / "a" / "worst_group").exists()
     assert record["disparity"] == "worst_cell" and list(record["disparity_search"]) == ["worst_cell"]
     for k in ("search", "search_steps", "disparity_weight", "val", "test", "run_dir"):
         assert record[k] == plain[k], k
     with pytest.raises(ValueError, match="disparity_alternatives needs a μ search"):
-        Ballot(**{**ONE_SHOT_W, "disparity_weights": ()}, disparity_alternatives=("worst_group",)).run(
+        Ballot(**{**cell, "disparity_weights": ()}, disparity_alternatives=("worst_group",)).run(
             task, CFG, 0.75, tmp_path / "c")
 
 
@@ -464,12 +465,13 @@ def test_magnitude_selection_with_rewinding_at_mu_0_is_lth_number_for_number(tmp
 
 def test_the_default_is_the_documented_one():
     """One default for every dataset (docs/method.md §5.5-5.7): the mode (one shot by the saliency
-    vote + fine-tuning, or LTH's iterative |w| + rewinding) chosen on validation, worst-cell reweighting with μ chosen on
+    vote + fine-tuning, or LTH's iterative |w| + rewinding) chosen on validation, the adversarial term (since
+    session 14; the worst-cell reweighting before) with μ chosen on
     validation under ε = 1 point."""
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
     assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
-        "worst_cell", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
+        "adversary", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):

@@ -180,6 +180,8 @@ class Ballot:
         ``disparity_decay`` < 1 the running-estimate form, ``running_fair_objective``; for
         ``disparity="adversary"`` CE − μ · the adversary's cross-entropy, ``adversarial_objective``)."""
         weight = self.disparity_weight if weight is None else weight
+        if not 0 < self.disparity_decay <= 1:
+            raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
         if self.disparity == "adversary":
             if self.disparity_decay != 1:
                 raise ValueError("Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got 'adversary'")
@@ -189,8 +191,6 @@ class Ballot:
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
-        if not 0 < self.disparity_decay <= 1:
-            raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
         if self.disparity_decay < 1 and kind not in SOFT_WORST:
             raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
         if self.disparity_decay < 1 and weight != 0:  # μ = 0: plain cross-entropy, nothing to estimate
