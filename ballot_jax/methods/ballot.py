@@ -3,8 +3,9 @@
 The default (one configuration for every dataset; docs/method.md §5.5-5.7): the mode, one-shot
 pruning by the authors' vote (our saliency score) + fine-tuning of the trained weights, or LTH's
 iterative |w| pruning + rewinding to θ_k, chosen per run as the more accurate on validation;
-refined training with the soft worst-cell reweighting, μ chosen per run on validation under the
-accuracy constraint ε. Each part is switchable.
+refined training against SafeCompress's group adversary (since session 14; the soft worst-cell
+reweighting before), μ chosen per run on validation under the accuracy constraint ε. Each part is
+switchable.
 
 Selection (``selection``):
 
@@ -28,7 +29,9 @@ runs the μ search; the other's training counts in ``search_steps``).
 Refined training: fine-tune the trained weights (``rewind=False``) or rewind them to θ_k
 (``rewind=True``) with LTH-style learning-rate rewinding (``lr="rewind"``) or a fresh warm-up +
 cosine schedule (``lr="warmup_cosine"``), optionally on group-balanced batches, minimising
-cross-entropy plus μ times a disparity D of the batch (``ballot_jax.objectives.fairness_surrogate``).
+cross-entropy plus μ times a disparity D of the batch (``ballot_jax.objectives.fairness_surrogate``), or
+cross-entropy minus μ times a carried adversary's cross-entropy (``disparity="adversary"``,
+``ballot_jax.methods.adversary.adversarial_objective``).
 """
 
 from __future__ import annotations
