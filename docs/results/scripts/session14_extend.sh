@@ -9,13 +9,8 @@ set -e
 HERE=$(cd "$(dirname "$0")" && pwd)
 cd /work/main && source .venv/bin/activate
 SET=$1; FROM=$2; TO=$3; KEEP=$4; shift 4
-case $SET in
-  blond|wavy|cifar10) ;;
-  young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
-    echo "$SET is held out: set AFTER_DECISION=1 only after the variant's decision"; exit 2; };;
-  *) echo "unknown set $SET"; exit 2;;
-esac
-source "$HERE/set_command.sh"; CMD=$(set_command "$SET")
+source "$HERE/set_command.sh"; check_set "$SET" || exit 2
+CMD=$(set_command "$SET")
 SRC=/work/runs/s12_${SET}__$FROM; DST=/work/runs/s12_${SET}__$TO
 rm -rf "$DST"; cp -a "$SRC" "$DST"
 rm -f "$DST"/config.json "$DST"/results.* "$DST"/*.png "$DST"/seed_*/sparsity_*/ballot.record.json

@@ -18,3 +18,14 @@ set_command() {
     *) echo "unknown set $1" >&2; return 2;;
   esac
 }
+
+# usage: check_set SET   (returns 2 with a message for an unknown set, or a held-out one unless
+# AFTER_DECISION=1: a held-out set runs only after the variant's decision; session 13)
+check_set() {
+  case $1 in
+    blond|wavy|cifar10) ;;
+    young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
+      echo "$1 is held out: set AFTER_DECISION=1 only after the variant's decision" >&2; return 2; };;
+    *) echo "unknown set $1" >&2; return 2;;
+  esac
+}
