@@ -185,17 +185,13 @@ class Ballot:
         weight = self.disparity_weight if weight is None else weight
         if not 0 < self.disparity_decay <= 1:
             raise ValueError(f"Ballot.disparity_decay must be in (0, 1] (1: this batch's cell losses), got {self.disparity_decay}")
-        if self.disparity == "adversary":
-            if self.disparity_decay != 1:
-                raise ValueError("Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got 'adversary'")
-            if weight < 0:
-                raise ValueError(f"Ballot's adversarial weight μ must be >= 0, got {weight}")
+        if self.disparity_decay < 1 and self.disparity not in SOFT_WORST:
+            raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {self.disparity!r}")
+        if self.disparity == "adversary":  # adversarial_objective checks μ >= 0
             return adversarial_objective(num_groups, num_classes, weight) if weight else mean_cross_entropy
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
-        if self.disparity_decay < 1 and kind not in SOFT_WORST:
-            raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {kind!r}")
         if self.disparity_decay < 1 and weight != 0:  # μ = 0: plain cross-entropy, nothing to estimate
             return running_fair_objective(
                 num_groups, num_classes, kind, weight, self.disparity_temperature, self.disparity_decay

@@ -13,10 +13,14 @@ from experiments import compare, reports
 from session11_decide import judge
 
 
+def met_cells(paired) -> int:
+    """The bar cells met (against LTH and Magnitude Pruning) in paired comparisons of the method judged."""
+    return sum(line.count("| met") for line in compare.bar_summary(paired, ["lth", "magnitude"]))
+
+
 def bar_cells(base: str, candidate: str) -> int:
     records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"ballot={candidate}"])
-    paired = reports.paired_comparisons(records, against=["ballot"])
-    return sum(line.count("| met") for line in compare.bar_summary(paired, ["lth", "magnitude"]))
+    return met_cells(reports.paired_comparisons(records, against=["ballot"]))
 
 
 if __name__ == "__main__":

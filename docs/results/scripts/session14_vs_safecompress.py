@@ -5,6 +5,7 @@ on every set, and its bar cells against LTH and Magnitude Pruning (/work/runs/s1
 import sys
 
 from experiments import compare, reports
+from session14_decide import met_cells
 
 SETS = ["blond", "wavy", "cifar10", "synthetic", "young", "cifar10_lt10", "male", "smiling", "attractive"]
 
@@ -14,7 +15,7 @@ for name in sys.argv[1:] or SETS:
                                f"safecompress=/work/runs/s12_{name}_others:safecompress",
                                f"ballot=/work/runs/s12_{name}__c7:ballot"])
     paired = reports.paired_comparisons(records, against=["ballot"])
-    cells = sum(line.count("| met") for line in compare.bar_summary(paired, ["lth", "magnitude"]))
+    cells = met_cells(paired)
     get = {(e["baseline"], e["sparsity"], e["metric"]): e for e in paired}
     rows = []
     for sparsity in sorted({e["sparsity"] for e in paired}):
