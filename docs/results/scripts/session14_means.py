@@ -1,4 +1,4 @@
-"""Session 14: mean test CWV, test accuracy (%) and `train_time_s` over seeds 0-4 of Ballot's records, per
+"""Session 14: mean test CWV, test accuracy (%), `train_time_s` and the chosen μ of seeds 0-4 of Ballot's records, per
 set and sparsity, for the session-13 default (/work/runs/s11_<SET>) and each variant's copy
 (/work/runs/s12_<SET>__<VARIANT>): the figures of results A.2w's tables and cost line.
 
@@ -21,5 +21,6 @@ for name in args:
             cwv = statistics.mean(r["test"]["cwv"] for r in records)
             accuracy = 100 * statistics.mean(r["test"]["accuracy"] for r in records)
             seconds = statistics.mean(r.get("train_time_s", 0.0) for r in records)
-            cells.append(f"{label} {cwv:.5f} ({accuracy:.1f}) {seconds:.1f} s")
+            chosen = ",".join(f"{r['disparity_weight']:g}" for r in records)
+            cells.append(f"{label} {cwv:.5f} ({accuracy:.1f}) {seconds:.1f} s, μ {chosen}")
         print(f"{name} {sparsity}: " + " | ".join(cells))
