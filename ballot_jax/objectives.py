@@ -38,6 +38,13 @@ def _group_means(values: jax.Array, groups: jax.Array, weights: jax.Array, num_g
     return total / jnp.maximum(count, 1e-12), count > 0
 
 
+def group_balanced_mean(values: jax.Array, groups: jax.Array, num_groups: int) -> jax.Array:
+    """The mean over the groups present of each group's mean of ``values`` [B]: every group in the
+    batch weighs the same, however few examples it has (the example mean when all are equally many)."""
+    mean, present = _group_means(values, groups, jnp.ones_like(values), num_groups)
+    return jnp.sum(jnp.where(present, mean, 0.0)) / jnp.maximum(jnp.sum(present), 1)
+
+
 def _soft_worst(ce: jax.Array, units: jax.Array, num_units: int, temperature: float) -> jax.Array:
     """Σ_u q_u L_u − mean(ce): L_u the mean of ``ce`` over unit u, q = softmax(L / τ) over the units
     present, no gradient through q (the soft worst unit, a group-DRO-like reweighting)."""

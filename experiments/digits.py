@@ -2,8 +2,11 @@
 
     python -m experiments.digits                       # -> runs/digits/results.md
     python -m experiments.digits --config.sparsity=0.95 --config.methods=lth,ballot
+    python -m experiments.digits --config.data.imbalance_ratio=10 --workdir runs/digits_lt   # digits-LT
 
-Groups are the 10 classes (class-wise fairness, as for CIFAR-10).
+Groups are the 10 classes (class-wise fairness, as for CIFAR-10). ``data.imbalance_ratio`` > 1 keeps
+a long-tailed subset of the train split (digit 0 the head, digit 9 the tail with 1/ratio of its
+images; ``ballot_jax.data.digits.load_digits``), validation and test balanced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ def get_config():
     config.data.seed = 0  # the train/val/test split (fixed across training seeds)
     config.data.val_fraction = 0.1
     config.data.test_fraction = 0.2
+    config.data.imbalance_ratio = 1.0  # > 1: long-tailed train split (digits-LT); 1 = as stored
     config.model = "mlp"
     config.model_kwargs.hidden = (128, 128)
     config.train.steps = 200  # per level: ~13 epochs of the 1,259 training digits

@@ -510,7 +510,7 @@ def test_raw_celeba_groups_equal_the_label(celeba_dir, celeba_zip):
 
 
 def test_long_tail_counts_match_the_published_profiles():
-    from ballot_jax.data.cifar import long_tail_counts
+    from ballot_jax.data.long_tail import long_tail_counts
 
     # CIFAR-10-LT of Cao et al. 2019 (LDAM-DRW): 12,406 images at ratio 100, 20,431 at ratio 10
     lt100 = long_tail_counts(5000, 10, 100)
@@ -528,7 +528,7 @@ def test_long_tail_counts_match_the_published_profiles():
 
 
 def test_long_tail_indices_are_a_seeded_per_class_subset():
-    from ballot_jax.data.cifar import long_tail_indices
+    from ballot_jax.data.long_tail import long_tail_indices
 
     labels = np.repeat(np.arange(5), 40)[np.random.default_rng(3).permutation(200)]
     kept = long_tail_indices(labels, 16.0, seed=0)
@@ -699,3 +699,18 @@ def test_real_celeba_male_as_label_and_long_tailed_cifar10(shared_data):
     lt = load_dataset("cifar10_lt", data_dir=str(cifar), max_per_class=50)  # 45 train a class
     assert np.bincount(lt.train.y).tolist() == [45, 34, 26, 20, 16, 12, 9, 7, 5, 4]
     assert np.bincount(lt.val.y).tolist() == [5] * 10 and np.bincount(lt.test.y).tolist() == [50] * 10
+
+
+def test_digits_lt_keeps_a_long_tailed_train_split_and_balanced_evaluation_splits():
+    from ballot_jax.data.long_tail import long_tail_counts
+
+    plain, lt = load_dataset("digits"), load_dataset("digits", imbalance_ratio=10)
+    counts = np.bincount(lt.train.y, minlength=10)
+    available = np.bincount(plain.train.y, minlength=10)
+    assert counts.tolist() == np.minimum(long_tail_counts(int(available.max()), 10, 10), available).tolist()
+    assert counts[0] / counts[9] >= 10 and np.all(np.diff(counts) <= 0)
+    np.testing.assert_array_equal(lt.val.y, plain.val.y)
+    np.testing.assert_array_equal(lt.test.y, plain.test.y)
+    np.testing.assert_array_equal(lt.train.group, lt.train.y)
+    with pytest.raises(ValueError, match="imbalance_ratio"):
+        load_dataset("digits", imbalance_ratio=0.5)

@@ -16,9 +16,12 @@ import numpy as np
 import optax
 
 from ballot_jax.engine.steps import _pcast_varying, mean_cross_entropy
-from ballot_jax.objectives import StatefulObjective
+from ballot_jax.objectives import StatefulObjective, group_balanced_mean
 
 ADVERSARY_INPUTS = ("label_relative", "softmax_label", "logits_label")
+# how the adversary's cross-entropy averages a batch: "examples" (the authors': every example the
+# same) | "groups" (every group present the same: a rare group's examples weigh more)
+ADVERSARY_BALANCES = ("examples", "groups")
 
 
 def adversary_features(logits: jax.Array, y: jax.Array, kind: str) -> tuple[jax.Array, jax.Array | None]:
@@ -103,12 +106,21 @@ def apply_adversary(params: dict, features: jax.Array, label_code: jax.Array | N
     return h @ params["out"]["kernel"] + params["out"]["bias"]
 
 
-def adversary_loss(params: dict, logits: jax.Array, batch: dict, kind: str) -> tuple[jax.Array, jax.Array]:
-    """(mean softmax cross-entropy of the adversary's group prediction, its accuracy) on a batch."""
+def adversary_loss(
+    params: dict, logits: jax.Array, batch: dict, kind: str, balance: str = "examples"
+) -> tuple[jax.Array, jax.Array]:
+    """(softmax cross-entropy of the adversary's group prediction, its accuracy) on a batch: the
+    example mean (``balance="examples"``) or the mean of the groups' means (``"groups"``)."""
     features, label_code = adversary_features(logits, batch["y"], kind)
     group_logits = apply_adversary(params, features, label_code)
     groups = batch["group"].astype(jnp.int32)
-    ce = mean_cross_entropy(group_logits, {"y": groups})
+    if balance == "examples":
+        ce = mean_cross_entropy(group_logits, {"y": groups})
+    elif balance == "groups":
+        each = optax.softmax_cross_entropy_with_integer_labels(group_logits, groups)
+        ce = group_balanced_mean(each, groups, group_logits.shape[-1])
+    else:
+        raise ValueError(f"adversary balance must be one of {ADVERSARY_BALANCES}, got {balance!r}")
     return ce, jnp.mean(jnp.argmax(group_logits, -1) == groups)
 
 
@@ -121,7 +133,7 @@ def group_prior_accuracy(split, num_groups: int) -> float:
 @functools.lru_cache(maxsize=64)
 def adversarial_objective(
     num_groups: int, num_classes: int, weight: float, kind: str = "label_relative", learning_rate: float = 1e-3,
-    seed: int = 0,
+    seed: int = 0, balance: str = "examples",
 ) -> StatefulObjective:
     """CE − ``weight`` · the adversary's group cross-entropy, the adversary carried from step to step.
 
@@ -137,11 +149,16 @@ def adversarial_objective(
     With the default ``kind`` the adversary sees [p_y, the other probabilities sorted], how confident
     and how correct the model is on an example, so maximising its loss pushes the groups' confidence
     and correctness towards one distribution: accuracy parity, what CWV and MCD measure.
+    ``balance="groups"`` averages both cross-entropies over the groups present in the batch instead
+    of over its examples (``adversary_loss``), so a rare group's confidence and correctness count as
+    much as a common one's (ours, not the authors'; session 15).
     Runs inside the engine's sharded step only (the adversary is made per-device before its
     gradient, as in ``make_minmax_step``). Memoised, so the engine reuses its compiled step.
     """
     if kind not in ADVERSARY_INPUTS:
         raise ValueError(f"adversary input must be one of {ADVERSARY_INPUTS}, got {kind!r}")
+    if balance not in ADVERSARY_BALANCES:
+        raise ValueError(f"adversary balance must be one of {ADVERSARY_BALANCES}, got {balance!r}")
     if weight < 0 or not learning_rate > 0:
         raise ValueError(f"the adversarial weight must be >= 0 and the learning rate > 0, got {weight}, {learning_rate}")
     tx = optax.adam(learning_rate)
@@ -153,10 +170,10 @@ def adversarial_objective(
     def apply(logits, batch, carry):
         adversary, opt_state = carry
         seen = jax.lax.stop_gradient(logits)
-        grads = jax.grad(lambda a: adversary_loss(a, seen, batch, kind)[0])(_pcast_varying(adversary))
+        grads = jax.grad(lambda a: adversary_loss(a, seen, batch, kind, balance)[0])(_pcast_varying(adversary))
         updates, opt_state = tx.update(grads, opt_state, adversary)
         adversary = optax.apply_updates(adversary, updates)
-        attack, _ = adversary_loss(adversary, logits, batch, kind)
+        attack, _ = adversary_loss(adversary, logits, batch, kind, balance)
         return mean_cross_entropy(logits, batch) - weight * attack, (adversary, opt_state)
 
     return StatefulObjective(init, apply)

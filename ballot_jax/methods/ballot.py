@@ -51,7 +51,7 @@ from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
-from ballot_jax.methods.adversary import adversarial_objective
+from ballot_jax.methods.adversary import ADVERSARY_BALANCES, adversarial_objective
 from ballot_jax.objectives import SOFT_WORST, SURROGATES, fair_objective, resolve_surrogate, running_fair_objective
 
 SELECTIONS = ("conflict", "magnitude", "vote")
@@ -104,6 +104,9 @@ class Ballot:
     # adversary predicting the group from the model's confidence and correctness) | "worst_cell" (the
     # soft worst (group, label) cell, the default before) | "worst_group" | "loss_var" | "dp" | "eo"
     disparity: str = "adversary"
+    # how "adversary" averages its cross-entropy over a batch: "examples" (SafeCompress's authors) |
+    # "groups" (each group present weighs the same; ``methods.adversary.adversary_loss``)
+    adversary_balance: str = "examples"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
     # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
@@ -188,7 +191,11 @@ class Ballot:
         if self.disparity_decay < 1 and self.disparity not in SOFT_WORST:
             raise ValueError(f"Ballot.disparity_decay < 1 needs disparity 'worst_cell' or 'worst_group', got {self.disparity!r}")
         if self.disparity == "adversary":  # adversarial_objective checks μ >= 0
-            return adversarial_objective(num_groups, num_classes, weight) if weight else mean_cross_entropy
+            if self.adversary_balance not in ADVERSARY_BALANCES:
+                raise ValueError(f"Ballot.adversary_balance must be one of {ADVERSARY_BALANCES}, got {self.adversary_balance!r}")
+            if not weight:
+                return mean_cross_entropy
+            return adversarial_objective(num_groups, num_classes, weight, balance=self.adversary_balance)
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")

@@ -15,6 +15,7 @@ set_command() {
     male) echo "experiments.celeba $F --config.data.target=Male --config.data.sensitive=label";;
     cifar10_lt10) echo "experiments.cifar10_lt $I";;
     synthetic) echo "experiments.synthetic $C";;
+    digits_lt10) echo "experiments.digits $C --config.data.imbalance_ratio=10";;  # session 15's dev set
     *) echo "unknown set $1" >&2; return 2;;
   esac
 }
@@ -23,7 +24,7 @@ set_command() {
 # AFTER_DECISION=1: a held-out set runs only after the variant's decision; session 13)
 check_set() {
   case $1 in
-    blond|wavy|cifar10) ;;
+    blond|wavy|cifar10|digits_lt10) ;;
     young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
       echo "$1 is held out: set AFTER_DECISION=1 only after the variant's decision" >&2; return 2; };;
     *) echo "unknown set $1" >&2; return 2;;
