@@ -12,6 +12,11 @@ label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, 
 section "Verdicts at a glance" gives one line per pair: accuracy, CWV and MCD. ``--bar lth,magnitude``
 adds issue #13's bar cell by cell (:func:`bar_summary`: CWV and MCD significantly lower than each
 baseline's, accuracy within a point of the first baseline's) and the count of cells met.
+
+``--export FILE.json`` also writes the collected records (relabelled, without their per-level
+history) to one small file, and ``--run LABEL=FILE.json[:METHOD]`` reads them back in place of a
+workdir: the per-seed figures behind a report can be kept in the repository and compared again after
+the workdirs are gone (docs/results/records/).
 """
 
 from __future__ import annotations
@@ -44,12 +49,15 @@ def read_record(path: pathlib.Path) -> dict[str, Any]:
 
 
 def load_records(workdir: pathlib.Path, method: str) -> list[dict[str, Any]]:
-    """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``).
+    """Every finished record of ``method`` under ``workdir`` (dense: ``seed_S/dense.record.json``),
+    or in ``workdir`` when it is a file written by ``--export`` (its records labelled ``method``).
 
     ``METHOD/SUBDIR`` (e.g. ``ballot/iterative_rewind/mu_0``) reads one candidate of a method's
     search instead: the last level record under ``seed_S/sparsity_X/METHOD/SUBDIR/level_NN`` of
     every seed and sparsity, with its seed and target sparsity read off the path and its levels'
     training time summed (an ablation read from a finished run, nothing retrained)."""
+    if workdir.suffix == ".json" and workdir.is_file():
+        return [r for r in json.loads(workdir.read_text())["records"] if r["method"] == method]
     if "/" in method:
         return [r for p in sorted(workdir.glob(f"seed_*/sparsity_*/{method}")) if (r := candidate_record(p))]
     pattern = "seed_*/dense.record.json" if method == "dense" else f"seed_*/sparsity_*/{method}.record.json"
@@ -165,10 +173,14 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--run", action="append", required=True, help="LABEL=WORKDIR[:METHOD]")
     parser.add_argument("--against", default="", help="comma-separated labels compared with the others")
     parser.add_argument("--out", default="", help="also write the report here")
+    parser.add_argument("--export", default="", help="also write the collected records (without their "
+                        "levels) to this .json file, readable by --run LABEL=FILE.json:LABEL")
     parser.add_argument("--bar", default="", help="comma-separated baseline labels for issue #13's bar, the "
                         "first the accuracy reference (e.g. lth,magnitude): adds a section of cells met")
     args = parser.parse_args(argv)
     records = collect(args.run)
+    if args.export:
+        export_records(records, args.export)
     against = [a for a in args.against.split(",") if a] or None
     reference = against[0] if against else reports.REFERENCE
     paired = reports.paired_comparisons(records, against=against, reference=reference)
@@ -178,6 +190,16 @@ def main(argv: Sequence[str] | None = None) -> str:
     if bar:
         text += "\n\n" + "\n".join(bar_summary(paired, bar))
     return emit(text, args.out)
+
+
+def export_records(records: Sequence[dict[str, Any]], path: str | pathlib.Path) -> None:
+    """Write ``records`` (relabelled, as ``collect`` returns them) to ``path`` as ``{"records": [...]}``,
+    each without its per-level history (``levels``) and checksum: what the reports read, a few hundred
+    bytes a record."""
+    if pathlib.Path(path).suffix != ".json":
+        raise ValueError(f"--export takes a .json file, got {str(path)!r}")
+    slim = [{k: v for k, v in r.items() if k not in ("levels", checkpoints.JSON_CHECKSUM)} for r in records]
+    pathlib.Path(path).write_text(json.dumps({"records": slim}, indent=0, sort_keys=True) + "\n")
 
 
 def emit(text: str, out: str = "") -> str:

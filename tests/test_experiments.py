@@ -374,6 +374,16 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
     row = next(line for line in summary.splitlines() if line.startswith("| tuned vs plain | 0.8 |"))
     assert row.endswith("| -0.00400 [-0.00400, -0.00400] 5/5: significant, better | -0.0400 [-0.0400, -0.0400] 5/5: "
                         "significant, better |"), row
+    exported = tmp_path / "kept.json"
+    compare.main(["--run", f"tuned={tmp_path / 'a'}:ballot", "--run", f"plain={tmp_path / 'b'}:ballot",
+                  "--export", str(exported)])
+    again = compare.main(["--run", f"tuned={exported}:tuned", "--run", f"plain={exported}:plain", "--against", "tuned"])
+    assert again == text  # the same report from the exported records, without the workdirs
+    assert len(json.loads(exported.read_text())["records"]) == 10
+    with pytest.raises(ValueError, match="no finished 'other' records"):
+        compare.collect([f"other={exported}"])
+    with pytest.raises(ValueError, match="takes a .json file"):
+        compare.export_records([], tmp_path / "kept.md")
     path = tmp_path / "b" / "seed_0" / "sparsity_0.8" / "ballot.record.json"
     path.write_text(path.read_text().replace("0.005", "0.004"))
     with pytest.raises(checkpoints.CheckpointMismatchError, match="checksum"):
