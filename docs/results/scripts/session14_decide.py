@@ -19,7 +19,12 @@ def met_cells(paired) -> int:
 
 
 def bar_cells(base: str, candidate: str) -> int:
-    records = compare.collect([f"lth={base}:lth", f"magnitude={base}:magnitude", f"ballot={candidate}"])
+    return bar_cells_of(f"{base}:lth", f"{base}:magnitude", candidate)
+
+
+def bar_cells_of(lth: str, magnitude: str, candidate: str) -> int:
+    """The bar cells ``candidate`` meets against ``lth`` and ``magnitude`` (``experiments.compare`` sources)."""
+    records = compare.collect([f"lth={lth}", f"magnitude={magnitude}", f"ballot={candidate}"])
     return met_cells(reports.paired_comparisons(records, against=["ballot"]))
 
 

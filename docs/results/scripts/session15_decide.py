@@ -10,9 +10,9 @@ docs/results/records/session15_<SET>.json (labels lth, magnitude, ballot, VARIAN
 import pathlib
 import sys
 
-from experiments import compare, reports
+from experiments import compare
 from session11_decide import judge
-from session14_decide import met_cells
+from session14_decide import bar_cells_of
 
 DECISION_SETS = ("blond", "cifar10", "digits_lt10")  # the amendment of the pre-registration
 KEPT = pathlib.Path(__file__).resolve().parents[1] / "records"
@@ -38,8 +38,7 @@ if __name__ == "__main__":
         judge(name, compare.collect([f"lth={lth}", f"default={default}", f"{variant}={candidate}"]),
               variant, better_rows, failures)
         for label, ballot in (("default", default), (variant, candidate)):
-            records = compare.collect([f"lth={lth}", f"magnitude={magnitude}", f"ballot={ballot}"])
-            cells[label] += met_cells(reports.paired_comparisons(records, against=["ballot"]))
+            cells[label] += bar_cells_of(lth, magnitude, ballot)
     kept = [f for f in failures if not f.startswith("(iii)")]
     print(f"(i) rows with CWV significantly lower than the default's: {len(better_rows)} {better_rows}")
     print(f"less accurate than the default (session 11's (iii), not part of R14): "
