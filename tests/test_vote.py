@@ -470,15 +470,15 @@ def test_the_default_is_the_documented_one():
     validation under ε = 1 point."""
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
-    assert (b.disparity, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
-        "adversary", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
+    assert (b.disparity, b.adversary_balance, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
+        "adversary", "groups", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
         for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
                      "disparity_weights", "epsilon", "mu_rule", "epsilon_reference", "disparity_temperature",
-                     "disparity_decay"):
+                     "disparity_decay", "adversary_balance"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 
 

@@ -104,9 +104,9 @@ class Ballot:
     # adversary predicting the group from the model's confidence and correctness) | "worst_cell" (the
     # soft worst (group, label) cell, the default before) | "worst_group" | "loss_var" | "dp" | "eo"
     disparity: str = "adversary"
-    # how "adversary" averages its cross-entropy over a batch: "examples" (SafeCompress's authors) |
-    # "groups" (each group present weighs the same; ``methods.adversary.adversary_loss``)
-    adversary_balance: str = "examples"
+    # how "adversary" averages its cross-entropy over a batch: "groups" (since session 16: each group
+    # present weighs the same; ``methods.adversary.adversary_loss``) | "examples" (SafeCompress's authors)
+    adversary_balance: str = "groups"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
     # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
