@@ -123,7 +123,7 @@ def _ballot_problems(
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
     from ballot_jax.methods.adversary import ADVERSARY_BALANCES
-    from ballot_jax.methods.ballot import DISPARITIES, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS, Ballot
+    from ballot_jax.methods.ballot import DISPARITIES, EPSILON_FLOORS, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS, Ballot
     from ballot_jax.objectives import SOFT_WORST, SURROGATES, resolve_surrogate
     from ballot_jax.vote import VOTE_KINDS
 
@@ -135,7 +135,8 @@ def _ballot_problems(
     choices_of = {"lr": ("rewind", "warmup_cosine"), "disparity": DISPARITIES, "score_split": ("train", "val"),
                   "pruning": PRUNINGS, "selection": SELECTIONS, "rewind_selection": SELECTIONS,
                   "vote_kind": VOTE_KINDS, "mu_rule": MU_RULES, "mode_rule": MODE_RULES,
-                  "epsilon_reference": EPSILON_REFERENCES, "adversary_balance": ADVERSARY_BALANCES}
+                  "epsilon_reference": EPSILON_REFERENCES, "adversary_balance": ADVERSARY_BALANCES,
+                  "epsilon_floor": EPSILON_FLOORS}
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))

@@ -178,6 +178,7 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"ballot__disparity_decay": 0.1, "ballot__disparity": "loss_var"}, "--config.ballot.disparity_decay=0.1",
      "1 unless disparity is 'worst_cell' or 'worst_group'"),
     ({"ballot__adversary_balance": "classes"}, "--config.ballot.adversary_balance='classes'", "'examples', 'groups'"),
+    ({"ballot__epsilon_floor": "wide"}, "--config.ballot.epsilon_floor='wide'", "'none', 'split_se'"),
     ({"ballot__vote_kind": "signed"}, "--config.ballot.vote_kind='signed'", "'authors', 'saliency', 'conflict'"),
     ({"fraction": 0.0}, "--config.fraction=0.0", "(0, 1)"),
     ({"ballot__balanced_sampling": True, "train__batch_size": 84}, "--config.ballot.balanced_sampling=True",

@@ -17,7 +17,7 @@ from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.mesh import data_mesh
 import ballot_jax.methods.ballot as ballot_method
 from ballot_jax.methods import LTH, Ballot
-from ballot_jax.methods.ballot import cells_are_groups, choose_disparity, choose_mode, choose_within_epsilon
+from ballot_jax.methods.ballot import cells_are_groups, choose_disparity, choose_mode, choose_within_epsilon, effective_epsilon
 from ballot_jax.methods.ballot_vote import make_vote_grads, vote_points
 from engine_fixtures import mlp_model, toy_dataset
 
@@ -287,6 +287,45 @@ def test_choose_mode_accurate_or_the_fairer_within_epsilon():
         choose_mode(val, 0.01, "fastest")
 
 
+def test_effective_epsilon_is_the_split_standard_error_where_that_exceeds_epsilon():
+    """C10 (docs/results/scripts/session18_preregistration.md): ε' = max(ε, sqrt(a (1 − a) / n)), by hand."""
+    assert effective_epsilon(0.01, 0.4, 500) == 0.01  # "none": ε as given
+    assert effective_epsilon(0.01, 0.4, 500, "split_se") == pytest.approx((0.24 / 500) ** 0.5)  # 0.02191
+    assert effective_epsilon(0.01, 0.91, 1000, "split_se") == 0.01  # SE 0.00905 < ε
+    assert effective_epsilon(0.01, 1.0, 50, "split_se") == 0.01  # no variance at a = 1
+    # CIFAR-10-LT, seed 1 at 80% (results A.2y): μ = 1 was 2.0 points below the ticket's 39.0% on 500 images
+    val = {0.0: {"accuracy": 0.390, "cwv": 0.051}, 1.0: {"accuracy": 0.370, "cwv": 0.036}}
+    assert choose_within_epsilon(val, 0.39, effective_epsilon(0.01, 0.39, 500)) == 0.0
+    assert choose_within_epsilon(val, 0.39, effective_epsilon(0.01, 0.39, 500, "split_se")) == 1.0
+    with pytest.raises(ValueError, match="epsilon_floor must be one of .*'none', 'split_se'.*'wide'"):
+        effective_epsilon(0.01, 0.4, 500, "wide")
+    with pytest.raises(ValueError, match="needs a validation split"):
+        effective_epsilon(0.01, 0.4, 0, "split_se")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.floats(0.0, 0.1), st.floats(0.0, 1.0), st.integers(1, 10_000))
+def test_effective_epsilon_never_tightens_and_shrinks_with_the_split(epsilon, accuracy, n):
+    wide = effective_epsilon(epsilon, accuracy, n, "split_se")
+    assert wide >= epsilon and wide >= effective_epsilon(epsilon, accuracy, 4 * n, "split_se")
+
+
+def test_epsilon_floor_is_recorded_only_when_set(tmp_path):
+    """"none" leaves the record as before session 17; "split_se" (the default) records ε' (a toy validation split
+    of n examples: ε' = max(0.01, SE of the μ = 0 candidate's validation accuracy))."""
+    task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
+    kw = dict(fraction=0.5, selection="magnitude", pruning="one_shot", disparity_weights=(0.0, 1.0), disparity="worst_cell")
+    dense = tmp_path / "dense"
+    plain = Ballot(**kw, epsilon_floor="none").run(task, CFG, 0.5, tmp_path / "none", dense_dir=dense)
+    floored = Ballot(**kw).run(task, CFG, 0.5, tmp_path / "se", dense_dir=dense)
+    assert "epsilon_floor" not in plain and "epsilon_effective" not in plain
+    a, n = floored["search"]["0"]["accuracy"], task.data.val.num_examples
+    assert floored["epsilon_floor"] == "split_se"
+    assert floored["epsilon_effective"] == pytest.approx(max(0.01, (a * (1 - a) / n) ** 0.5))
+    with pytest.raises(ValueError, match="epsilon_floor must be one of"):
+        Ballot(**kw, epsilon_floor="wide").run(task, CFG, 0.5, tmp_path / "bad", dense_dir=dense)
+
+
 def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
     method = Ballot(fraction=0.5, selection="vote", vote_kind="saliency", pruning="one_shot", rewind=False,
@@ -310,7 +349,7 @@ def test_epsilon_reference_ticket_compares_with_the_first_candidate(tmp_path):
     """epsilon_reference="ticket": the same candidates (resumed, nothing retrained), μ admitted
     against the μ = 0 ticket's validation accuracy instead of the dense model's."""
     task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:1]))
-    method = Ballot(**ONE_SHOT_W, epsilon=0.0, epsilon_reference="dense")
+    method = Ballot(**ONE_SHOT_W, epsilon=0.0, epsilon_reference="dense", epsilon_floor="none")  # ε exactly 0
     dense = method.run(task, CFG, 0.5, tmp_path)
     ticket = dataclasses.replace(method, epsilon_reference="ticket").run(task, CFG, 0.5, tmp_path)
     assert ticket["search"] == dense["search"]  # the same candidates, resumed
@@ -472,13 +511,14 @@ def test_the_default_is_the_documented_one():
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
     assert (b.disparity, b.adversary_balance, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
         "adversary", "groups", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
+    assert b.epsilon_floor == "split_se"  # C10, decided by R14 in session 17 (session18_preregistration.md)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 
     for module in (celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface):
         options = module.get_config().ballot
         for name in ("selection", "rewind_selection", "vote_kind", "pruning", "rewind", "disparity", "disparity_weight",
                      "disparity_weights", "epsilon", "mu_rule", "epsilon_reference", "disparity_temperature",
-                     "disparity_decay", "adversary_balance"):
+                     "disparity_decay", "adversary_balance", "epsilon_floor"):
             assert options[name] == getattr(b, name), (module.__name__, name)
 
 

@@ -37,6 +37,7 @@ cross-entropy minus μ times a carried adversary's cross-entropy (``disparity="a
 from __future__ import annotations
 
 import dataclasses
+import math
 import pathlib
 
 import numpy as np
@@ -63,6 +64,9 @@ MODE_RULES = ("accurate", "fairer_within_epsilon")
 # what the accuracy constraint of the μ search compares with: the dense model (the paper's θ*) or
 # the first μ candidate's ticket (μ = 0: no disparity term; in the rewinding mode Standard LTH itself)
 EPSILON_REFERENCES = ("dense", "ticket")
+# how finely the ε constraint is applied: "split_se" (no finer than one standard error of the reference's
+# validation accuracy, :func:`effective_epsilon`; C10, the default since session 17) | "none" (ε as given)
+EPSILON_FLOORS = ("none", "split_se")
 # pruning="auto": the candidate modes, (pruning, rewind, the Ballot field naming the selection),
 # tried at the first μ; the more accurate on validation is kept (docs/method.md §5.6-5.7).
 AUTO_MODES = {
@@ -129,6 +133,9 @@ class Ballot:
     # validation accuracy, the same ticket without the disparity term; LTH itself in the rewinding
     # mode) | "dense" (the paper's Acc(θ) − Acc(θ*) ≤ ε, θ* the dense model; before session 10)
     epsilon_reference: str = "ticket"
+    # "split_se" (since session 17: ε' = max(ε, the standard error of the reference's validation accuracy),
+    # :func:`effective_epsilon`; C10 of docs/results/scripts/session18_preregistration.md) | "none" (ε as given)
+    epsilon_floor: str = "split_se"
     name: str = "ballot"
 
     def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
@@ -219,6 +226,8 @@ class Ballot:
             raise ValueError(f"Ballot.mode_rule must be one of {MODE_RULES}, got {self.mode_rule!r}")
         if self.epsilon_reference not in EPSILON_REFERENCES:
             raise ValueError(f"Ballot.epsilon_reference must be one of {EPSILON_REFERENCES}, got {self.epsilon_reference!r}")
+        if self.epsilon_floor not in EPSILON_FLOORS:
+            raise ValueError(f"Ballot.epsilon_floor must be one of {EPSILON_FLOORS}, got {self.epsilon_floor!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.1, 0.3, 1.0)) or disparity_alternatives=()")
@@ -344,7 +353,9 @@ class Ballot:
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
         dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
         reference = {d: dense_acc if self.epsilon_reference == "dense" else val[d][first]["accuracy"] for d in units}
-        mu = {d: choose_within_epsilon(val[d], reference[d], self.epsilon, self.mu_rule) for d in units}
+        num_val = task.data.val.num_examples
+        epsilon = {d: effective_epsilon(self.epsilon, reference[d], num_val, self.epsilon_floor) for d in units}
+        mu = {d: choose_within_epsilon(val[d], reference[d], epsilon[d], self.mu_rule) for d in units}
         disparity = choose_disparity({d: val[d][mu[d]] for d in units})
         chosen = key(disparity, mu[disparity])
         levels = runs[chosen]
@@ -354,8 +365,10 @@ class Ballot:
         # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
         search_time = sum(r["train_time_s"] for k, lv in runs.items() if k != chosen for r in lv[1:])
         extra = {}
+        if self.epsilon_floor != "none":  # with "none" the records are those of before session 17
+            extra["epsilon_floor"], extra["epsilon_effective"] = self.epsilon_floor, epsilon[disparity]
         if self.disparity_alternatives:
-            extra = {"disparity": disparity, "disparity_search": {
+            extra |= {"disparity": disparity, "disparity_search": {
                 d: {"disparity_weight": mu[d], **summary[d][f"{mu[d]:g}"], "search": summary[d]} for d in units}}
         record = finish_record(
             self.name, sparsity, levels[-1], levels, selection=self.selection, disparity_weight=mu[disparity],
@@ -394,6 +407,21 @@ def choose_mode(val: dict, epsilon: float, rule: str = "accurate") -> str:
         return best
     ok = [m for m in keys if val[m]["accuracy"] >= val[best]["accuracy"] - epsilon]
     return min(ok, key=lambda m: (val[m]["cwv"], keys.index(m)))
+
+
+def effective_epsilon(epsilon: float, reference_accuracy: float, num_val: int, floor: str = "none") -> float:
+    """The tolerance the μ choice applies: ``epsilon`` with ``floor`` "none"; with "split_se",
+    max(ε, sqrt(a (1 − a) / n)), a = the reference's validation accuracy, n = the validation examples:
+    the constraint Acc(θ) − Acc(θ*) ≤ ε checked no finer than one standard error of the split's
+    accuracy estimate (a 500-image split at a = 0.4 resolves 2.2 points, not 1)."""
+    if floor not in EPSILON_FLOORS:
+        raise ValueError(f"Ballot.epsilon_floor must be one of {EPSILON_FLOORS}, got {floor!r}")
+    if floor == "none":
+        return epsilon
+    if num_val < 1:
+        raise ValueError(f"epsilon_floor='split_se' needs a validation split, got {num_val} examples")
+    a = min(max(float(reference_accuracy), 0.0), 1.0)
+    return max(epsilon, math.sqrt(a * (1.0 - a) / num_val))
 
 
 def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest"):

@@ -27,11 +27,10 @@ def specs(name: str, variant: str) -> tuple[str, str, str, str]:
     kept = KEPT / f"session15_{name}.json"
     return f"{kept}:lth", f"{kept}:magnitude", f"{kept}:ballot", f"{kept}:{variant}"
 
-if __name__ == "__main__":
-    args = sys.argv[1:]
-    held_out = "--held-out" in args
-    args = [a for a in args if a != "--held-out"]
-    variant, sets = args[0], args[1:] or list(DECISION_SETS)
+
+def decide(variant: str, sets: list, specs=specs, held_out: bool = False) -> None:
+    """Print R14's criteria for ``variant`` over ``sets`` (``specs(name, variant)``: the lth, magnitude,
+    default and variant sources) and, unless ``held_out`` or a decision set is missing, the verdict."""
     better_rows, failures, cells = [], [], {"default": 0, variant: 0}
     for name in sets:
         lth, magnitude, default, candidate = specs(name, variant)
@@ -52,3 +51,10 @@ if __name__ == "__main__":
     elif not held_out:
         passed = better_rows and not kept and cells[variant] >= cells["default"]
         print(f"VERDICT {variant} (R14): {'PASS' if passed else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    args = sys.argv[1:]
+    held_out = "--held-out" in args
+    args = [a for a in args if a != "--held-out"]
+    decide(args[0], args[1:] or list(DECISION_SETS), held_out=held_out)

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Session 17: the held-out report of a set run with the session-16 default (adversary_balance="groups",
 # 79f9144) by session15_base.sh (AFTER_DECISION=1), beside the previous default retrained on the same
-# workdir as "c7" (session15_retrain.sh SET c7 --config.ballot.adversary_balance=examples) when that copy
-# exists. Writes docs/results/records/session17_<SET>.json and docs/results/heldout_<SET>_session17.md.
+# workdir as "c7" (session15_retrain.sh SET c7 --config.ballot.adversary_balance=examples) and C10 (the
+# default since session 17, epsilon_floor="split_se") re-chosen as "c10" (session17_rechoose.sh), when
+# those copies exist. Writes docs/results/records/session17_<SET>.json and docs/results/heldout_<SET>_session17.md.
 # usage: session17_heldout_report.sh SET ...   (run from the repository root)
 set -e
 source /work/main/.venv/bin/activate
 for SET in "$@"; do
-  F=/work/runs/s15_$SET; C=/work/runs/s15_${SET}__c7
+  F=/work/runs/s15_$SET
   RUNS=(--run lth=$F:lth --run magnitude=$F:magnitude --run ballot=$F:ballot); AGAINST=ballot
-  if [ -f "$C/results.json" ] || ls "$C"/seed_*/sparsity_*/ballot.record.json > /dev/null 2>&1; then
-    RUNS+=(--run c7=$C:ballot); AGAINST=ballot,c7
-  fi
+  for V in c7 c10; do  # the previous default retrained; C10 (the default since session 17) re-chosen
+    if ls /work/runs/s15_${SET}__$V/seed_*/sparsity_*/ballot.record.json > /dev/null 2>&1; then
+      RUNS+=(--run $V=/work/runs/s15_${SET}__$V:ballot); AGAINST=$AGAINST,$V
+    fi
+  done
   python -m experiments.compare "${RUNS[@]}" --against $AGAINST --bar lth,magnitude \
     --export docs/results/records/session17_$SET.json --out docs/results/heldout_${SET}_session17.md > /dev/null
   echo "$SET: docs/results/heldout_${SET}_session17.md ($AGAINST)"
