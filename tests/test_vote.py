@@ -510,7 +510,7 @@ def test_the_default_is_the_documented_one():
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
     assert (b.disparity, b.adversary_balance, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
-        "adversary", "groups", (0.0, 0.1, 0.3, 1.0), 0.01, "strongest", "ticket")
+        "adversary", "groups", (0.0, 0.3, 1.0, 3.0), 0.01, "strongest", "ticket")  # grid: C12, session 21
     assert b.epsilon_floor == "split_se"  # C10, decided by R14 in session 17 (session18_preregistration.md)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 

@@ -120,8 +120,9 @@ class Ballot:
     # is the same objective on the training split (cells = groups) is not retrained
     disparity_alternatives: tuple = ()
     # μ chosen per run on validation among the candidates whose val accuracy is within ε of the
-    # ``epsilon_reference`` accuracy, by ``mu_rule``; empty: μ = disparity_weight.
-    disparity_weights: tuple = (0.0, 0.1, 0.3, 1.0)
+    # ``epsilon_reference`` accuracy, by ``mu_rule``; empty: μ = disparity_weight. Since session 21 (C12,
+    # docs/results/scripts/session19_preregistration.md) (0, 0.3, 1, 3); (0, 0.1, 0.3, 1) before.
+    disparity_weights: tuple = (0.0, 0.3, 1.0, 3.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
     # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
     # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
@@ -230,7 +231,7 @@ class Ballot:
             raise ValueError(f"Ballot.epsilon_floor must be one of {EPSILON_FLOORS}, got {self.epsilon_floor!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
-                             "(e.g. (0.0, 0.1, 0.3, 1.0)) or disparity_alternatives=()")
+                             "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
