@@ -259,10 +259,25 @@ def save_item(path: str | os.PathLike, tree: PyTree) -> None:
     if leaves is not None:
         _save_leaves(path, leaves)
         return
+    _refuse_unsupported(tree)
     with ocp.StandardCheckpointer() as ckptr:
         ckptr.save(path, tree, force=True)
         ckptr.wait_until_finished()
     _seal(path)
+
+
+def _refuse_unsupported(tree: PyTree) -> None:
+    """Raise ``ValueError`` for a leaf no checkpoint holds (a string, bytes, or an object, string or
+    bytes array) before Orbax starts: Orbax refuses them too, but only after its background thread
+    has begun creating the directory, which can outlive the failed save and collide with the next one."""
+    for key, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        kind = getattr(getattr(leaf, "dtype", None), "kind", None)
+        if isinstance(leaf, (str, bytes)) or (isinstance(leaf, (np.ndarray, np.generic)) and kind in ("O", "U", "S")):
+            what = type(leaf).__name__ if isinstance(leaf, (str, bytes)) else f"{type(leaf).__name__} of dtype {leaf.dtype}"
+            raise ValueError(
+                f"Unsupported type for a checkpoint leaf at {jax.tree_util.keystr(key) or 'the root'}: {what}; "
+                "a checkpoint holds numeric, boolean and PRNG-key arrays (keep strings and objects out of the state)"
+            )
 
 
 def load_item(path: str | os.PathLike, like: PyTree) -> PyTree:
