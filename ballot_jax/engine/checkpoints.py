@@ -191,8 +191,8 @@ def _leaf_dtype(leaf: Any):
 
 def _plain_leaves(tree: PyTree) -> list | None:
     """``tree``'s leaves when this process holds all of them as numeric or boolean arrays (or such
-    scalars), else None: typed PRNG keys, strings and other objects go to Orbax, which saves what
-    it supports and rejects the rest at save time."""
+    scalars), else None: typed PRNG keys and other leaves go to Orbax (strings and object arrays are
+    refused first, ``_refuse_unsupported``)."""
     if jax.process_count() > 1:
         return None
     leaves = jax.tree.leaves(tree)
