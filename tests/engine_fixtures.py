@@ -47,6 +47,21 @@ def toy_dataset(n: int = 256, dim: int = 8, seed: int = 0) -> Dataset:
     return Dataset(split(n), split(n // 2), split(n // 2), info)
 
 
+def params_after(num_devices: int, objective, steps, hidden: int = 16) -> list:
+    """The toy task's MLP trained with ``objective`` on the first ``num_devices`` devices: its params
+    (on the host) after each step count of ``steps`` (increasing), one run continued between them."""
+    from ballot_jax.engine.loop import Task, TrainConfig, init_state
+    from ballot_jax.engine.mesh import data_mesh
+
+    config = TrainConfig(steps=max(steps), batch_size=32, learning_rate=0.1, rewind_step=0, checkpoint_every=0)
+    task = Task(mlp_model(hidden), toy_dataset(), data_mesh(jax.devices()[:num_devices]))
+    trainer, state, out = Trainer(task), init_state(task, config), []
+    for until in steps:
+        state = trainer.train(state, config, until, data_seed=0, objective=objective, desc="toy")
+        out.append(jax.device_get(state.params))
+    return out
+
+
 class Crash(RuntimeError):
     """A simulated kill of a run (raised by ``CrashingTrainer``)."""
 

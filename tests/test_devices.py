@@ -107,18 +107,10 @@ def test_adversarial_step_on_4_devices_equals_1(weight):
     import jax
     import numpy as np
 
-    from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
-    from ballot_jax.engine.mesh import data_mesh
     from ballot_jax.methods.adversary import adversarial_objective
-    from engine_fixtures import mlp_model, toy_dataset
+    from engine_fixtures import params_after
 
-    config = TrainConfig(steps=20, batch_size=32, learning_rate=0.1, rewind_step=0, checkpoint_every=0)
-    params = []
-    for n in (1, 4):
-        task = Task(mlp_model(16), toy_dataset(), data_mesh(jax.devices()[:n]))
-        state = Trainer(task).train(
-            init_state(task, config), config, 20, data_seed=0, objective=adversarial_objective(2, 2, weight), desc="adv"
-        )
-        params.append(jax.device_get(state.params))
-    for a, b in zip(jax.tree.leaves(params[0]), jax.tree.leaves(params[1])):
+    objective = adversarial_objective(2, 2, weight)
+    (one,), (four,) = params_after(1, objective, [20]), params_after(4, objective, [20])
+    for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(four)):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
