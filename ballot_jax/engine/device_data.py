@@ -4,7 +4,10 @@ A training set of at most ``DEVICE_DATA_MAX_BYTES`` is placed on the mesh once p
 (replicated); each training step then gathers its batch there from indices the host draws
 (``Trainer.batch_indices``: a pure function of seed and step), in the same jitted call as the step.
 The host never copies rows on the critical path, and the rows are the same, bit for bit, as the
-host gather's. Larger sets keep the host gather + transfer (``put_batch``).
+host gather's. The indices themselves may be passed as a host NumPy array: the jitted call places
+them with the batch sharding it declares, in its C++ dispatch path (~15 us a call, against ~100 us
+for an explicit ``jax.device_put`` to the same sharding). Larger sets keep the host gather +
+transfer (``put_batch``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from ballot_jax.engine.mesh import replicate
+from ballot_jax.engine.mesh import batch_sharding, replicate
 
 DEVICE_DATA_MAX_BYTES = 1 << 30
 _CACHE_SIZE = 32  # wrapped steps kept (as many as the engine's compiled-step cache)
@@ -28,10 +31,16 @@ _DEVICE_DATA: collections.OrderedDict[tuple, tuple] = collections.OrderedDict()
 
 
 @functools.lru_cache(maxsize=_CACHE_SIZE)
-def gathering(step: Callable) -> Callable:
+def gathering(step: Callable, mesh: Mesh) -> Callable:
     """``step(state, batch)`` as ``(state, data, idx) -> step(state, {k: data[k][idx]})``, one
-    jitted call: the batch is gathered on the device from the device-resident ``data``."""
-    return jax.jit(lambda state, data, idx: step(state, jax.tree.map(lambda a: a[idx], data)))
+    jitted call: the batch is gathered on the device from the device-resident ``data``.
+
+    ``idx`` (the global batch's rows) is split over ``mesh``'s data axis; it may be a host NumPy
+    array (one process: every index is on this host) or a global ``jax.Array``."""
+    return jax.jit(
+        lambda state, data, idx: step(state, jax.tree.map(lambda a: a[idx], data)),
+        in_shardings=(None, None, batch_sharding(mesh)),  # None: the state and data keep their own
+    )
 
 
 def device_train_data(train: Any, mesh: Mesh) -> dict[str, jax.Array] | None:

@@ -255,7 +255,9 @@ class Trainer:
         step_fn = self.step_fn(config, objective)
         mesh = self.task.mesh
         data = device_train_data(self.task.data.train, mesh)
-        gathered = gathering(step_fn) if data is not None else None  # the step that gathers its batch
+        gathered = gathering(step_fn, mesh) if data is not None else None  # the step that gathers its batch
+        # one process: the host indices go straight into the jitted call (its dispatch places them)
+        place_indices = (lambda idx: idx) if jax.process_count() == 1 else (lambda idx: put_batch(idx, mesh))
         start = int(state.step)
         bound = MAX_STEPS_IN_FLIGHT if mesh.devices.size > 1 else MAX_STEPS_IN_FLIGHT_ONE_DEVICE
         in_flight: collections.deque[jax.Array] = collections.deque()
@@ -265,8 +267,7 @@ class Trainer:
                 if on_step is not None:
                     on_step(step, view(self.with_stepped(outer, state)))
                 if gathered is not None:  # the batch is gathered on the device
-                    idx = put_batch(self.batch_indices(config, step, data_seed), mesh)
-                    state, stats = gathered(state, data, idx)
+                    state, stats = gathered(state, data, place_indices(self.batch_indices(config, step, data_seed)))
                 else:
                     state, stats = step_fn(state, put_batch(self.batch(config, step, data_seed), mesh))
                 in_flight.append(stats["loss"])
