@@ -193,10 +193,12 @@ def paired_comparisons(
     reference: str = REFERENCE,
     num_resamples: int = NUM_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    confidence: float = 0.95,
 ) -> list[dict[str, Any]]:
     """Every method of ``against`` (default :func:`default_against`) against every other pruning
     method (not dense, not in ``against``) at the same target sparsity, per metric of
-    ``PAIRED_METRICS`` (plus ``PAIRED_BINARY_METRICS`` for binary tasks), on the test split.
+    ``PAIRED_METRICS`` (plus ``PAIRED_BINARY_METRICS`` for binary tasks), on the test split, with
+    ``confidence`` percentile bootstrap intervals (e.g. 0.975 for a Bonferroni correction of two looks).
 
     One JSON-ready dict per (sparsity, method, baseline, metric): ``method``, ``baseline``,
     ``sparsity``, ``metric`` and :meth:`ballot_jax.stats.PairedComparison.to_dict` (seeds, per-seed
@@ -226,7 +228,7 @@ def paired_comparisons(
                     try:
                         result = stats.paired_comparison(
                             {s: a[s] for s in common}, {s: b[s] for s in common}, higher_is_better=higher,
-                            num_resamples=num_resamples, seed=seed)
+                            num_resamples=num_resamples, seed=seed, confidence=confidence)
                     except ValueError as err:  # no common seed, or a missing (NaN) value
                         entry.update(error=str(err), seeds=common, verdict="n/a (missing values)"
                                      if common else "n/a (no common seeds)")

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from ballot_jax import stats
 from ballot_jax.engine import checkpoints
 from experiments import compare, mu_frontier, reports
 
@@ -48,6 +50,33 @@ def test_bar_summary_counts_a_cell_only_with_both_metrics_significant_and_accura
         compare.bar_summary(paired, ["dense"])
     with pytest.raises(ValueError, match="at least one baseline"):
         compare.bar_summary(paired, [])
+
+
+def test_compare_confidence_sets_every_interval_and_the_bar_says_its_level(tmp_path):
+    rng = np.random.default_rng(3)
+    records = []
+    for s in range(10):
+        records += [_record("lth", s, 0.80, 0.010 + 0.001 * rng.normal()),
+                    _record("magnitude", s, 0.80, 0.010 + 0.001 * rng.normal()),
+                    _record("ballot", s, 0.80, 0.009 + 0.001 * rng.normal())]
+    compare.export_records(records, tmp_path / "r.json")
+    runs = [a for m in ("lth", "magnitude", "ballot") for a in ("--run", f"{m}={tmp_path / 'r.json'}:{m}")]
+    for level in (0.95, 0.975):
+        paired = reports.paired_comparisons(records, against=["ballot"], confidence=level)
+        for e in paired:  # the interval is the percentile one at ``level`` of the seeds' paired differences
+            means = stats.bootstrap_means(e["differences"], reports.NUM_RESAMPLES, reports.BOOTSTRAP_SEED)
+            low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
+            assert e["confidence"] == level and (e["ci_low"], e["ci_high"]) == pytest.approx((low, high), abs=1e-15)
+        text = compare.main(runs + ["--against", "ballot", "--bar", "lth,magnitude", "--confidence", str(level)])
+        bar = text[text.index("## The bar (issue #13)"):]
+        assert ("(paired 97.5% CI excluding 0)" in bar) == (level == 0.975)  # 95%: the issue's wording, unchanged
+    wide = {(e["baseline"], e["metric"]): e for e in reports.paired_comparisons(records, against=["ballot"], confidence=0.975)}
+    for e in reports.paired_comparisons(records, against=["ballot"]):
+        w = wide[(e["baseline"], e["metric"])]
+        if e["ci_low"] is not None:
+            assert w["ci_low"] <= e["ci_low"] <= e["ci_high"] <= w["ci_high"]
+    with pytest.raises(SystemExit):
+        compare.main(runs + ["--confidence", "1.5"])
 
 
 def _write_run(root, seed, mode_chosen, chosen_mu, candidates, lth_acc, sparsity=0.8):
