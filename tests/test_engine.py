@@ -5,7 +5,7 @@ import pytest
 
 import ballot_jax as bj
 from ballot_jax.engine import checkpoints
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, make_schedule
 from ballot_jax.engine.levels import LevelPlan, run_levels
 from ballot_jax.engine.mesh import data_mesh
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
@@ -162,6 +162,16 @@ def test_config_validation():
         TrainConfig(steps=10, rewind_step=10)
     with pytest.raises(ValueError, match="divisible"):
         Trainer(task(4)).train(init_state(task(4), CFG), TrainConfig(steps=5, batch_size=6), 5, data_seed=0)
+
+
+def test_warmup_steps_need_the_warmup_schedule():
+    """A warm-up that the schedule would ignore is refused, naming both fields; with its schedule it warms up."""
+    with pytest.raises(ValueError, match="warmup_steps=30 .*schedule='warmup_cosine'.*'cosine'"):
+        TrainConfig(steps=100, warmup_steps=30)
+    with pytest.raises(ValueError, match="warmup_steps must be >= 0"):
+        TrainConfig(steps=100, warmup_steps=-1, schedule="warmup_cosine")
+    lr = make_schedule(TrainConfig(steps=100, warmup_steps=30, schedule="warmup_cosine", learning_rate=0.1))
+    np.testing.assert_allclose([float(lr(0)), float(lr(15)), float(lr(30))], [0.0, 0.05, 0.1], rtol=1e-6)
 
 
 def test_retrain_objective_applies_to_pruning_levels_only(tmp_path):

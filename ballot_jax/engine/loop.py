@@ -62,7 +62,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     schedule: str = "cosine"  # "constant" | "cosine" | "warmup_cosine" | "step"
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # only with schedule="warmup_cosine"
     rewind_step: int = 0  # k: the rewind point θ_k saved during dense training (0 = original LTH)
     rewind_lr: bool = True  # retrain from schedule position k with θ_k's optimizer state
     balanced_sampling: bool = False  # draw every batch with equal examples per group
@@ -79,6 +79,11 @@ class TrainConfig:
             raise ValueError(f"optimizer must be sgd, adam or adamw, got {self.optimizer!r}")
         if self.schedule not in ("constant", "cosine", "warmup_cosine", "step"):
             raise ValueError(f"unknown schedule {self.schedule!r}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.warmup_steps and self.schedule != "warmup_cosine":  # it would be ignored
+            raise ValueError(f"warmup_steps={self.warmup_steps} takes effect only with schedule='warmup_cosine' "
+                             f"(schedule is {self.schedule!r}): set schedule='warmup_cosine' or warmup_steps=0")
 
 
 class Task(NamedTuple):
