@@ -39,12 +39,13 @@ for t in CANDIDATES:
     r = rows[t]
     print(f"| {t} | {r['worst']:.2f} | {r['mean']:.2f} | {'yes' if t in admissible else 'no'} | "
           f"{r['collapsed_val']} / {r['collapsed_test']} | {r['test_worst']:.2f} | {r['test_mean']:.2f} |")
+print()
 for t in CANDIDATES:
-    print(f"{t} validation accuracy per seed: {rows[t]['per_seed']}")
+    print(f"- {t} validation accuracy per seed: {rows[t]['per_seed']}")
 best = max(rows[t]["worst"] for t in admissible)
 tied = [t for t in admissible if rows[t]["worst"] >= best - 0.1]
 winner = max(tied, key=lambda t: rows[t]["mean"])
 if winner != "T0" and rows[winner]["worst"] > rows["T0"]["worst"] + 1.0:
-    print(f"decision: {winner} replaces T0 (worst {rows[winner]['worst']:.2f} vs {rows['T0']['worst']:.2f})")
+    print(f"\n**decision: {winner} replaces T0** (worst {rows[winner]['worst']:.2f} vs {rows['T0']['worst']:.2f})")
 else:
-    print(f"decision: T0 stays (best admissible {winner}, worst {rows[winner]['worst']:.2f} vs {rows['T0']['worst']:.2f})")
+    print(f"\n**decision: T0 stays** (best admissible {winner}, worst {rows[winner]['worst']:.2f} vs {rows['T0']['worst']:.2f})")
