@@ -12,6 +12,7 @@ label (``experiments.reports``: mean paired difference, 95% bootstrap CI, wins, 
 section "Verdicts at a glance" gives one line per pair: accuracy, CWV and MCD. ``--bar lth,magnitude``
 adds issue #13's bar cell by cell (:func:`bar_summary`: CWV and MCD significantly lower than each
 baseline's, accuracy within a point of the first baseline's) and the count of cells met.
+``--seeds 0,1,2,3,4`` reads only those seeds (e.g. the first five of a ten-seed run).
 ``--confidence 0.975`` sets the level of every paired interval and so of "significant" (default 0.95,
 the issue's; a higher level corrects a second look at the same question, e.g. more seeds added).
 
@@ -31,7 +32,7 @@ from typing import Any, Sequence
 
 from ballot_jax.engine import checkpoints
 from ballot_jax.pruning import num_keep_for_sparsity
-from experiments import reports
+from experiments import config, reports
 
 
 def parse_run(spec: str) -> tuple[str, pathlib.Path, str]:
@@ -181,12 +182,20 @@ def main(argv: Sequence[str] | None = None) -> str:
                         "levels) to this .json file, readable by --run LABEL=FILE.json:LABEL")
     parser.add_argument("--bar", default="", help="comma-separated baseline labels for issue #13's bar, the "
                         "first the accuracy reference (e.g. lth,magnitude): adds a section of cells met")
+    parser.add_argument("--seeds", default="", help="comma-separated seeds to read (default: every seed found), "
+                        "e.g. 0,1,2,3,4 for the first five of a ten-seed run")
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the paired bootstrap "
                         "intervals and of the bar's 'significant' (default 0.95; e.g. 0.975 for a second look)")
     args = parser.parse_args(argv)
     if not 0.0 < args.confidence < 1.0:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
     records = collect(args.run)
+    if args.seeds:
+        try:
+            seeds = config.parse_list(args.seeds, int)
+        except ValueError:
+            parser.error(f"--seeds takes comma-separated integers, e.g. 0,1,2,3,4; got {args.seeds!r}")
+        records = select_seeds(records, seeds)
     if args.export:
         export_records(records, args.export)
     against = [a for a in args.against.split(",") if a] or None
@@ -198,6 +207,15 @@ def main(argv: Sequence[str] | None = None) -> str:
     if bar:
         text += "\n\n" + "\n".join(bar_summary(paired, bar))
     return emit(text, args.out)
+
+
+def select_seeds(records: Sequence[dict[str, Any]], seeds: Sequence[int]) -> list[dict[str, Any]]:
+    """The ``records`` of ``seeds``; ``ValueError`` naming any of ``seeds`` that no record has."""
+    missing = sorted(set(seeds) - {r["seed"] for r in records})
+    if missing:
+        raise ValueError(f"--seeds: no record of seed(s) {missing}; the runs have seeds "
+                         f"{sorted({r['seed'] for r in records})}")
+    return [r for r in records if r["seed"] in seeds]
 
 
 def export_records(records: Sequence[dict[str, Any]], path: str | pathlib.Path) -> None:

@@ -392,6 +392,28 @@ def test_compare_relabels_runs_from_several_workdirs(tmp_path, capsys):
         compare.parse_run("no_equals_sign")
 
 
+def test_compare_reads_only_the_seeds_asked_for(tmp_path):
+    """experiments.compare --seeds: the first seeds of a longer run, compared on those seeds alone."""
+    from ballot_jax.engine import checkpoints
+    from experiments import compare
+
+    for seed in range(7):
+        for method, cwv in (("lth", 0.004), ("ballot", 0.001 if seed < 5 else 0.009)):
+            record = {"method": method, "target_sparsity": 0.8, "sparsity": 0.8, "seed": seed, "train_time_s": 1.0,
+                      "test": {"accuracy": 0.9, "cwv": cwv + 0.0001 * seed, "mcd": 0.1, "worst_group_accuracy": 0.8}}
+            checkpoints.write_json(tmp_path / f"seed_{seed}" / "sparsity_0.8" / f"{method}.record.json", record)
+    runs = ["--run", f"lth={tmp_path}", "--run", f"ballot={tmp_path}", "--against", "ballot"]
+    first = compare.main([*runs, "--seeds", "0,1,2,3,4"])
+    assert "### ballot vs lth, sparsity 0.8 (seeds 0, 1, 2, 3, 4)" in first
+    assert "| CWV | " in first and "5/5" in first and "significant, better" in first
+    every = compare.main(runs)
+    assert "(seeds 0, 1, 2, 3, 4, 5, 6)" in every and "5/7" in every and "significant, better" not in every
+    with pytest.raises(ValueError, match=r"no record of seed\(s\) \[9\]"):
+        compare.main([*runs, "--seeds", "0,9"])
+    with pytest.raises(SystemExit):
+        compare.main([*runs, "--seeds", "first"])
+
+
 def test_compare_knows_a_level_at_its_target_sparsity_by_the_exact_count():
     from experiments.compare import at_target
 
