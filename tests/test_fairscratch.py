@@ -267,6 +267,17 @@ def test_ours_preset_is_the_earlier_default_and_authors_is_the_default():
     assert (a["train_config"].learning_rate, a["train_config"].weight_decay) == (0.01, 1e-4)
 
 
+def test_the_scores_schedule_drops_the_runs_warm_up_unless_it_warms_up_too():
+    # A run that warms up (experiments.celeba: warmup_cosine, 30 steps) must not make FairScratch's own
+    # schedule invalid: the authors' epoch cosine and "cosine" have no warm-up; "warmup_cosine" keeps the run's.
+    warm = TrainConfig(steps=100, batch_size=16, checkpoint_every=0, schedule="warmup_cosine", warmup_steps=30)
+    for preset, schedule in (("authors", "cosine"), ("ours", "cosine")):
+        cfg = FairScratch(preset=preset).train_config(warm, 200)
+        assert (cfg.schedule, cfg.warmup_steps, cfg.steps) == (schedule, 0, 200)
+    cfg = FairScratch(score_schedule="warmup_cosine").train_config(warm, 200)
+    assert (cfg.schedule, cfg.warmup_steps) == ("warmup_cosine", 30)
+
+
 def test_epoch_cosine_is_held_within_each_epoch():
     schedule = fairscratch_training.epoch_cosine_schedule(0.01, steps_per_epoch=4, total_steps=12)  # E = 3 epochs
     lrs = np.array([float(schedule(jnp.int32(i))) for i in range(12)])

@@ -191,7 +191,9 @@ class FairScratch:
         """The run's ``config`` over ``budget`` steps with FairScratch's own optimizer settings.
 
         "epoch_cosine" is not an engine schedule: the config then says "cosine" (same optimizer
-        state layout) and ``OwnOptimizerTrainer`` builds the per-epoch schedule.
+        state layout) and ``OwnOptimizerTrainer`` builds the per-epoch schedule. The run's warm-up
+        (``config.warmup_steps``) is kept only for ``score_schedule="warmup_cosine"``: the scores'
+        schedule is FairScratch's own, and the authors' has none.
         """
         s = self.settings
         schedule = "cosine" if s.score_schedule == "epoch_cosine" else s.score_schedule
@@ -199,6 +201,7 @@ class FairScratch:
             config, steps=budget, rewind_step=0, optimizer=s.score_optimizer,
             learning_rate=s.score_learning_rate, momentum=s.score_momentum,
             weight_decay=s.score_weight_decay, schedule=schedule,
+            warmup_steps=config.warmup_steps if schedule == "warmup_cosine" else 0,
         )
 
     def setup(self, task: Task, config: TrainConfig, sparsity: float) -> dict[str, Any]:
