@@ -12,10 +12,10 @@ report demographic parity / equal opportunity / equalized odds differences. Ball
 library's one default, as on every dataset (docs/method.md 5.5-5.6).
 
 The defaults are CPU-sized: 32x32 images, SmallCNN, 300 steps of 64 per level (SGD, lr 0.05 after a
-30-step linear warm-up, cosine decay: ``train.warmup_steps``), one seed, sparsity 0.8. All six methods then take about 43 x 300 = 12,900 optimizer steps (see README.md): roughly
-10-15 minutes on an idle 2-core CPU, up to ~35 minutes on a busy one (we measured ~150 ms a step
-under heavy load). On a GPU use the full
-dataset and realistic sizes, e.g. ``--config.model=resnet18 --config.model_kwargs.norm=batch``
+30-step linear warm-up, cosine decay: ``train.warmup_steps``), one seed, sparsity 0.8. All six methods
+then take about 43 x 300 = 12,900 optimizer steps (see README.md): roughly 10-15 minutes on an idle
+2-core CPU, up to ~35 minutes on a busy one (we measured ~150 ms a step under heavy load). On a GPU
+use the full dataset and realistic sizes, e.g. ``--config.model=resnet18 --config.model_kwargs.norm=batch``
 (SmallCNN's ``channels``/``dense`` are then ignored, with a warning), image_size 64,
 ``--config.train.steps=5000 --config.train.batch_size=256 --config.seeds=0,1,2
 --config.sparsities=0.5,0.8,0.9``.
