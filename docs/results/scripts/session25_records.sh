@@ -14,10 +14,10 @@ for SET in $SETS; do
   case $SET in blond|wavy|attractive|male|smiling|young) ;; *) echo "$SET is not a CelebA set" >&2; exit 2;; esac
   AFTER_DECISION=1 check_set "$SET" || exit 2
   CMD=$(set_command "$SET")
-  W=/work/runs/s25_${SET}_T
-  if [ -n "$SEEDS" ]; then W=${W}_s${SEEDS%%,*}_${SEEDS##*,}; else SEEDS_USED=0,1,2,3,4,5,6,7,8,9; fi
-  CMD=${CMD/--config.seeds=0,1,2,3,4/--config.seeds=${SEEDS:-$SEEDS_USED}}
-  echo "== $SET seeds ${SEEDS:-$SEEDS_USED} $(git rev-parse --short HEAD) $(date -u +%T)"
+  W=/work/runs/s25_${SET}_T; [ -n "$SEEDS" ] && W=${W}_s${SEEDS%%,*}_${SEEDS##*,}
+  RUN_SEEDS=${SEEDS:-0,1,2,3,4,5,6,7,8,9}
+  CMD=${CMD/--config.seeds=0,1,2,3,4/--config.seeds=$RUN_SEEDS}
+  echo "== $SET seeds $RUN_SEEDS $(git rev-parse --short HEAD) $(date -u +%T)"
   python -m $CMD --workdir $W --config.methods=dense,lth,magnitude,ballot 2>&1 | grep "\[experiments\]" | tail -3
   echo "== $SET done $(date -u +%T)"
 done
