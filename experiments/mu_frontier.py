@@ -77,7 +77,7 @@ def frontier(workdir: pathlib.Path, method: str, reference: Sequence[Record], to
                 "cwv": c["test"]["cwv"], "mcd": c["test"]["mcd"],
             })
             out.append({**c, "method": f"{method}@mu={mu}"})
-        floor = ref[key] - tolerance_pp / 100 - 1e-9
+        floor = ref[key] - (tolerance_pp + compare.FLOAT32_SLACK_PP) / 100  # inclusive, as the bar
         accurate = [c for c in candidates.values() if c["test"]["accuracy"] >= floor]
         best = (min(accurate, key=lambda c: c["test"]["cwv"]) if accurate
                 else max(candidates.values(), key=lambda c: c["test"]["accuracy"]))

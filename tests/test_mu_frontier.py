@@ -52,6 +52,26 @@ def test_bar_summary_counts_a_cell_only_with_both_metrics_significant_and_accura
         compare.bar_summary(paired, [])
 
 
+@pytest.mark.parametrize("faces_lost, accurate", [(200, True), (201, False)])
+def test_bar_summary_reads_a_difference_of_exactly_one_point_as_within_it_despite_float32(faces_lost, accurate):
+    # LTH's correct faces of 2,000 on ten seeds (CelebA Wavy_Hair at 80%, session 25), Ballot's a total of
+    # faces_lost fewer: 200 is exactly -1 point, 201 is -1.005; records hold float32 accuracies
+    lth = [1516, 1494, 1516, 1509, 1524, 1527, 1511, 1493, 1520, 1509]
+    lost = [52, -32, 9, 30, 36, 10, 44, 5, 31, 15 + faces_lost - 200]
+    records = []
+    for s, (correct, fewer) in enumerate(zip(lth, lost)):
+        records += [_record("lth", s, float(np.float32(correct / 2000)), 0.009),
+                    _record("magnitude", s, 0.75, 0.008),
+                    _record("ballot", s, float(np.float32((correct - fewer) / 2000)), 0.007 - 0.0001 * s)]
+    paired = reports.paired_comparisons(records, against=["ballot"])
+    difference = next(e["mean_difference"] for e in paired if e["baseline"] == "lth" and e["metric"] == "accuracy")
+    assert difference * 100 == pytest.approx(-faces_lost / 200, abs=1e-5)
+    if accurate:
+        assert difference * 100 < -1.0  # float32 puts the exact -1 point just below the bound
+    cells = _cells("\n".join(compare.bar_summary(paired, ["lth", "magnitude"])))
+    assert cells[("ballot", "0.8")] == (["met"] * 2 if accurate else ["accuracy -1.00 pp vs lth"] * 2)
+
+
 def test_compare_confidence_sets_every_interval_and_the_bar_says_its_level(tmp_path):
     rng = np.random.default_rng(3)
     records = []
