@@ -160,7 +160,11 @@ def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tole
             return "met"
         reasons = [k.upper() + " " + v for k, v in zip(("cwv", "mcd"), fair) if v != "significant, better"]
         if not accurate:
-            reasons.append(f"accuracy {accuracy['mean_difference'] * 100:+.2f} pp vs {baselines[0]}")
+            points = accuracy["mean_difference"] * 100
+            shown = f"{points:+.2f}"
+            if abs(float(shown)) <= tolerance_pp:  # a miss just past the bound must not read as on it
+                shown = f"{points:+.3f}"
+            reasons.append(f"accuracy {shown} pp vs {baselines[0]}")
         return "; ".join(reasons)
 
     levels = sorted({e["confidence"] for e in paired if "confidence" in e} - {0.95})  # the level unsaid

@@ -69,7 +69,7 @@ def test_bar_summary_reads_a_difference_of_exactly_one_point_as_within_it_despit
     if accurate:
         assert difference * 100 < -1.0  # float32 puts the exact -1 point just below the bound
     cells = _cells("\n".join(compare.bar_summary(paired, ["lth", "magnitude"])))
-    assert cells[("ballot", "0.8")] == (["met"] * 2 if accurate else ["accuracy -1.00 pp vs lth"] * 2)
+    assert cells[("ballot", "0.8")] == (["met"] * 2 if accurate else ["accuracy -1.005 pp vs lth"] * 2)
 
 
 def test_compare_confidence_sets_every_interval_and_the_bar_says_its_level(tmp_path):
