@@ -5,7 +5,8 @@
 # usage: session27_dev_others.sh run SET ...      (from anywhere; SET is blond or wavy)
 #        session27_dev_others.sh report SET ...   (exports docs/results/records/session27_<SET>_others.json, checks its
 #                                                  dense records equal session 25's, writes
-#                                                  docs/results/dev_<SET>_all_methods_T_session27.md)
+#                                                  docs/results/dev_<SET>_all_methods_T_session27.md and
+#                                                  docs/results/dev_<SET>_c12_vs_authors_T_session27.md)
 set -e
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
@@ -53,6 +54,10 @@ PY
       python -m experiments.compare "${RUNS[@]}" --run safecompress=$R:safecompress --run fairscratch=$R:fairscratch \
         --run ballot_authors=$R:ballot_authors --against c12,ballot_authors --bar lth,magnitude \
         --out docs/results/dev_${SET}_all_methods_T_session27.md > /dev/null
+      RUNS12=()
+      for F in "${OLD[@]}"; do [ -f "$F" ] && RUNS12+=(--run c12=$F:c12); done
+      python -m experiments.compare "${RUNS12[@]}" --run ballot_authors=$R:ballot_authors --against c12 \
+        --out docs/results/dev_${SET}_c12_vs_authors_T_session27.md > /dev/null
       echo "$SET: $(grep '^Cells met' docs/results/dev_${SET}_all_methods_T_session27.md)";;
     *) echo "usage: $0 run|report SET ..." >&2; exit 2;;
   esac
