@@ -115,6 +115,35 @@ def run_levels(
     return records
 
 
+def continue_phase(
+    task: Task,
+    start_dir: str | pathlib.Path,
+    config: TrainConfig,
+    directory: str | pathlib.Path,
+    *,
+    level: int,
+    objective: Objective | None = None,
+    trainer: Trainer | None = None,
+    prunable: Prunable = default_prunable,
+    name: str = "run",
+) -> dict[str, Any]:
+    """One more phase from the final state of the finished phase in ``start_dir`` (e.g. a run's last
+    level), at the same mask: a fresh optimizer with ``config``'s schedule from its start, ``config.steps``
+    steps of ``objective`` on the data stream ``config.seed + LEVEL_SEED_STRIDE * level`` (fine-tuning a
+    finished ticket without pruning it further). Resumable like a level; returns the phase's record
+    (also written to ``directory/record.json``, with ``level``)."""
+    trainer = trainer or Trainer(task)
+    finished = finished_phase(pathlib.Path(start_dir), init_state(task, config, prunable))
+    if finished is None:
+        raise ValueError(f"{start_dir} holds no finished phase to continue from (its 'final' state and record.json)")
+    start = reset_optimizer(finished[0], config, finished[0].mask)
+    _, record = _run_phase(
+        trainer, start, config, config.steps, pathlib.Path(directory), data_seed=config.seed + LEVEL_SEED_STRIDE * level,
+        desc=f"{name} level {level}", level=level, objective=objective,
+    )
+    return record
+
+
 def _both(first: OnStep, second: OnStep | None) -> OnStep:
     if second is None:
         return first

@@ -43,7 +43,7 @@ import pathlib
 import numpy as np
 
 from ballot_jax import ballot
-from ballot_jax.engine.levels import LevelPlan, level_dir, run_levels
+from ballot_jax.engine.levels import LevelPlan, continue_phase, level_dir, run_levels
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
 from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss, mean_cross_entropy
@@ -76,6 +76,10 @@ AUTO_MODES = {
 # D of the refined training: a batch surrogate (``objectives.fairness_surrogate``) or "adversary"
 # (CE − μ · a group adversary's cross-entropy, the adversary carried across the phase's steps)
 DISPARITIES = (*SURROGATES, "adversary")
+# how a μ > 0 candidate of the μ search is trained: "retrain" (every level of the run retrained with the
+# disparity term, from the same selection as μ = 0) | "polish" (session 28: the μ = 0 candidate's final
+# ticket fine-tuned with the term for one more phase at its mask; ``Ballot.polish_config``)
+REFINES = ("retrain", "polish")
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
@@ -137,7 +141,19 @@ class Ballot:
     # "split_se" (since session 17: ε' = max(ε, the standard error of the reference's validation accuracy),
     # :func:`effective_epsilon`; C10 of docs/results/scripts/session18_preregistration.md) | "none" (ε as given)
     epsilon_floor: str = "split_se"
+    # how a μ > 0 candidate is trained: "retrain" (every level with CE + μ · D, the default) | "polish"
+    # (the μ = 0 candidate's final ticket + one fine-tuning phase with CE + μ · D, ``polish_config``)
+    refine: str = "retrain"
     name: str = "ballot"
+
+    def polish_config(self, config: TrainConfig) -> TrainConfig:
+        """The phase that polishes the μ = 0 ticket (``refine="polish"``): one level's budget of LTH,
+        T − k steps, with a fresh optimizer and the run's schedule from its start (fine-tuning, as
+        Magnitude Pruning's)."""
+        return dataclasses.replace(
+            config, steps=config.steps - config.rewind_step, rewind_step=0, rewind_lr=False,
+            balanced_sampling=self.balanced_sampling,
+        )
 
     def retrain_config(self, config: TrainConfig, num_levels: int = 1) -> TrainConfig:
         """The refined-training phase config for levels >= 1.
@@ -229,6 +245,11 @@ class Ballot:
             raise ValueError(f"Ballot.epsilon_reference must be one of {EPSILON_REFERENCES}, got {self.epsilon_reference!r}")
         if self.epsilon_floor not in EPSILON_FLOORS:
             raise ValueError(f"Ballot.epsilon_floor must be one of {EPSILON_FLOORS}, got {self.epsilon_floor!r}")
+        if self.refine not in REFINES:
+            raise ValueError(f"Ballot.refine must be one of {REFINES}, got {self.refine!r}")
+        if self.refine == "polish" and self.disparity_weights[:1] != (0.0,):
+            raise ValueError("Ballot.refine='polish' fine-tunes the μ = 0 candidate: disparity_weights must start "
+                             f"with 0 (e.g. (0.0, 0.3, 1.0, 3.0)), got {self.disparity_weights!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
@@ -340,17 +361,29 @@ class Ballot:
         def candidate_dir(d, w):  # relative to the method's workdir
             return pathlib.PurePosixPath(*(() if d == self.disparity else (d,)), f"mu_{w:g}")
 
-        runs = {}
+        runs, own = {}, {}  # own: the phases a candidate trained itself (the rest of its levels are μ = 0's)
+        polish, last = self.polish_config(config), len(keep_counts)
         for d in units:
             variant = self if d == self.disparity else dataclasses.replace(self, disparity=d)
             for weight in self.disparity_weights:
                 if key(d, weight) in runs:
+                    continue
+                if self.refine == "polish" and weight != first:
+                    start = runs[key(d, first)]
+                    record = continue_phase(
+                        task, level_dir(workdir / candidate_dir(*key(d, first)), last), polish,
+                        level_dir(workdir / candidate_dir(d, weight), last + 1), level=last + 1,
+                        objective=variant.retrain_objective(task.data.info.num_groups, task.data.info.num_classes, weight),
+                        name=self.name,
+                    )
+                    runs[(d, weight)], own[(d, weight)] = [*start, record], [record]
                     continue
                 shared = None if not runs else (dense_dir or level_dir(workdir / candidate_dir(units[0], first), 0))
                 runs[(d, weight)] = variant._run_levels(
                     task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
                     dense_dir=dense_dir if not runs else None, watched_dense=shared,
                 )
+                own[(d, weight)] = runs[(d, weight)][1:]
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
         dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
         reference = {d: dense_acc if self.epsilon_reference == "dense" else val[d][first]["accuracy"] for d in units}
@@ -360,11 +393,13 @@ class Ballot:
         disparity = choose_disparity({d: val[d][mu[d]] for d in units})
         chosen = key(disparity, mu[disparity])
         levels = runs[chosen]
-        search_steps = (len(runs) - 1) * len(keep_counts) * self._steps_per_level(retrain)
+        per_candidate = polish.steps if self.refine == "polish" else len(keep_counts) * self._steps_per_level(retrain)
+        search_steps = (len(runs) - 1) * per_candidate
 
         summary = {d: {f"{w:g}": {"accuracy": v["accuracy"], "cwv": v["cwv"]} for w, v in val[d].items()} for d in units}
-        # the other candidates retrained the same dense phase's selection: their levels >= 1 are the cost
-        search_time = sum(r["train_time_s"] for k, lv in runs.items() if k != chosen for r in lv[1:])
+        # every phase a candidate trained itself, less those on the chosen candidate's path, is the cost
+        search_time = (sum(r["train_time_s"] for lv in own.values() for r in lv)
+                       - sum(r["train_time_s"] for r in levels[1:]))
         extra = {}
         if self.epsilon_floor != "none":  # with "none" the records are those of before session 17
             extra["epsilon_floor"], extra["epsilon_effective"] = self.epsilon_floor, epsilon[disparity]
