@@ -397,9 +397,9 @@ class Ballot:
         search_steps = (len(runs) - 1) * per_candidate
 
         summary = {d: {f"{w:g}": {"accuracy": v["accuracy"], "cwv": v["cwv"]} for w, v in val[d].items()} for d in units}
-        # every phase a candidate trained itself, less those on the chosen candidate's path, is the cost
-        search_time = (sum(r["train_time_s"] for lv in own.values() for r in lv)
-                       - sum(r["train_time_s"] for r in levels[1:]))
+        # every phase a candidate trained itself and the chosen candidate's path does not hold is the cost
+        path = {id(r) for r in levels}
+        search_time = sum(r["train_time_s"] for lv in own.values() for r in lv if id(r) not in path)
         extra = {}
         if self.epsilon_floor != "none":  # with "none" the records are those of before session 17
             extra["epsilon_floor"], extra["epsilon_effective"] = self.epsilon_floor, epsilon[disparity]
