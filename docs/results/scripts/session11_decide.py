@@ -26,7 +26,7 @@ def judge(name: str, records: list, variant: str, better_rows: list, failures: l
         acc_lth = get[("lth", sparsity, "accuracy")]["mean_difference"] * 100
         acc_lth_default = get_d[("lth", sparsity, "accuracy")]["mean_difference"] * 100
         row = f"{name} {sparsity:g}"
-        print(f"{row}: seeds changed {changed}/5; vs default: acc {acc['mean_difference'] * 100:+.2f} ({acc['verdict']}), "
+        print(f"{row}: seeds changed {changed}/{len(cwv['differences'])}; vs default: acc {acc['mean_difference'] * 100:+.2f} ({acc['verdict']}), "
               f"CWV {cwv['mean_difference']:+.5f} [{cwv['ci_low']:+.5f}, {cwv['ci_high']:+.5f}] ({cwv['verdict']}), "
               f"MCD {mcd['mean_difference']:+.4f} ({mcd['verdict']}); acc vs LTH {acc_lth:+.2f} (default {acc_lth_default:+.2f})")
         if cwv["verdict"] == "significant, better":
@@ -35,7 +35,8 @@ def judge(name: str, records: list, variant: str, better_rows: list, failures: l
             failures.append(f"(ii) {row}")
         if acc["verdict"] == "significant, worse":
             failures.append(f"(iii) {row}")
-        if acc_lth < -1.0 <= acc_lth_default:
+        # within a point of LTH as the bar reads it (float32 records: experiments.compare.FLOAT32_SLACK_PP, session 26)
+        if acc_lth < -1.0 - compare.FLOAT32_SLACK_PP <= acc_lth_default:
             failures.append(f"(iv) {row}")
 
 
