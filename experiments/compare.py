@@ -135,6 +135,12 @@ def verdict_summary(paired: Sequence[dict[str, Any]]) -> list[str]:
 FLOAT32_SLACK_PP = 1e-4
 
 
+def within_points(difference_pp: float, tolerance_pp: float = 1.0) -> bool:
+    """Whether a mean accuracy difference (points, method − reference) is at least −``tolerance_pp``, the bound
+    inclusive up to ``FLOAT32_SLACK_PP`` (the bar's "within a point of LTH")."""
+    return difference_pp >= -tolerance_pp - FLOAT32_SLACK_PP
+
+
 def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tolerance_pp: float = 1.0) -> list[str]:
     """Issue #13's bar, cell by cell (lines of a Markdown section): a (method, sparsity, baseline) cell
     is met when the method's CWV and MCD are both significantly lower than the baseline's (the paired
@@ -155,7 +161,7 @@ def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tole
         accuracy = found.get((method, sparsity, baselines[0], "accuracy"), {})
         if None in fair or accuracy.get("mean_difference") is None:
             return "n/a"
-        accurate = accuracy["mean_difference"] * 100 >= -tolerance_pp - FLOAT32_SLACK_PP
+        accurate = within_points(accuracy["mean_difference"] * 100, tolerance_pp)
         if all(v == "significant, better" for v in fair) and accurate:
             return "met"
         reasons = [k.upper() + " " + v for k, v in zip(("cwv", "mcd"), fair) if v != "significant, better"]

@@ -35,8 +35,7 @@ def judge(name: str, records: list, variant: str, better_rows: list, failures: l
             failures.append(f"(ii) {row}")
         if acc["verdict"] == "significant, worse":
             failures.append(f"(iii) {row}")
-        # within a point of LTH as the bar reads it (float32 records: experiments.compare.FLOAT32_SLACK_PP, session 26)
-        if acc_lth < -1.0 - compare.FLOAT32_SLACK_PP <= acc_lth_default:
+        if compare.within_points(acc_lth_default) and not compare.within_points(acc_lth):  # as the bar reads it
             failures.append(f"(iv) {row}")
 
 
