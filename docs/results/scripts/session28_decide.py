@@ -14,17 +14,13 @@ from session11_decide import judge, verdict
 from session14_decide import met_cells
 
 R = "docs/results/records"
-DEFAULT_RECORDS = {
-    "blond": f"{R}/session25_blond*.json", "wavy": f"{R}/session25_wavy*.json",
-    "cifar10": f"{R}/session22_dev_cifar10.json", "digits_lt10": f"{R}/session22_dev_digits_lt10.json",
-}
 
 
 def sources(name: str) -> dict:
-    """{label: [experiments.compare sources]}: lth, magnitude, default (C12) and c15 of one development set."""
-    old = sorted(glob.glob(DEFAULT_RECORDS[name]))
+    """{label: [experiments.compare sources]}: lth, magnitude, default (C12) and c15 of one development target."""
+    old = sorted(glob.glob(f"{R}/session25_{name}*.json"))
     if not old:
-        raise SystemExit(f"no kept records for {name}: {DEFAULT_RECORDS[name]}")
+        raise SystemExit(f"no kept records for {name}: {R}/session25_{name}*.json")
     new = f"{R}/session28_{name}_polish.json"
     return {"lth": [f"{p}:lth" for p in old], "magnitude": [f"{p}:magnitude" for p in old],
             "default": [f"{p}:c12" for p in old], "c15": [f"{new}:c15"]}

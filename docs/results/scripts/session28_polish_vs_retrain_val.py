@@ -18,7 +18,7 @@ def searches(paths, method):
     for p in paths:
         for r in json.load(open(p))["records"]:
             if r["method"] == method:
-                out[(r["seed"], r["target_sparsity"])] = (r["mode"], r["search"])
+                out[(r["seed"], r["target_sparsity"])] = r["search"]
     return out
 
 
@@ -28,12 +28,12 @@ def main():
     for target in ("blond", "wavy"):
         new = searches([f"{R}/session28_{target}_polish.json"], "c15")
         old = searches(sorted(glob.glob(f"{R}/session25_{target}*.json")), "c12")
+        keys = sorted(new)
         for mu in ("0.3", "1", "3"):
-            keys = sorted(new)
-            acc = stats.paired_comparison([100 * new[k][1][mu]["accuracy"] for k in keys],
-                                          [100 * old[k][1][mu]["accuracy"] for k in keys], higher_is_better=True)
-            cwv = stats.paired_comparison([new[k][1][mu]["cwv"] for k in keys],
-                                          [old[k][1][mu]["cwv"] for k in keys], higher_is_better=False)
+            acc = stats.paired_comparison([100 * new[k][mu]["accuracy"] for k in keys],
+                                          [100 * old[k][mu]["accuracy"] for k in keys], higher_is_better=True)
+            cwv = stats.paired_comparison([new[k][mu]["cwv"] for k in keys],
+                                          [old[k][mu]["cwv"] for k in keys], higher_is_better=False)
             print(f"| {target} | {mu} | {len(keys)} | {acc.mean_difference:+.2f} [{acc.ci_low:+.2f}, {acc.ci_high:+.2f}] | "
                   f"{cwv.mean_difference:+.5f} [{cwv.ci_low:+.5f}, {cwv.ci_high:+.5f}] |")
 
