@@ -8,8 +8,12 @@ targets, seeds 0-9, 80% and 95%; nothing trained): in the mode each run chose, t
 candidates (C15's polished ones; the default's retrained candidates were not kept) predict the validation split
 (800 faces); prints, per target, sparsity and μ, the mean over the runs of the fraction of faces where the two
 disagree, the paired standard error of the accuracy difference and the unpaired one (C10's floor), in points.
-    PYTHONPATH=. python docs/results/scripts/session29_paired_se.py
+Other workdirs (e.g. the default's own retrained candidates, A.2zl): ``--set LABEL=GLOB`` (every workdir GLOB matches,
+each holding seed_*/sparsity_*/ballot/<mode>/mu_*).
+    PYTHONPATH=. python docs/results/scripts/session29_paired_se.py [--set LABEL=GLOB ...]
 """
+import argparse
+import glob
 import json
 import pathlib
 
@@ -26,11 +30,16 @@ MUS = ("0.3", "1", "3")
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--set", action="append", default=None, help="LABEL=GLOB of workdirs")
+    args = parser.parse_args()
+    sets = [spec.split("=", 1) for spec in args.set or
+            [f"{t}=/work/runs/s28_{t}_polish" for t in ("blond", "wavy")]]
     print("| target | sparsity | μ | runs | faces where μ and μ = 0 disagree | paired SE (pp) | unpaired SE, C10's floor (pp) |")
     print("|---|---|---|---|---|---|---|")
-    for target in ("blond", "wavy"):
-        root = pathlib.Path(f"/work/runs/s28_{target}_polish")
-        cfg = json.loads((root / "config.json").read_text())
+    for target, pattern in sets:
+        roots = sorted(pathlib.Path(p) for p in glob.glob(pattern))
+        cfg = json.loads((roots[0] / "config.json").read_text())
         cfg.pop("_sha256", None)
         config = config_dict.ConfigDict(cfg)
         task = build_task(config)
@@ -38,9 +47,8 @@ def main() -> None:
         y = np.asarray(val.y)
         for sparsity in ("0.8", "0.95"):
             rows = {mu: [] for mu in MUS}
-            for seed in range(10):
-                like = init_state(task, train_config(config, seed))
-                base = root / f"seed_{seed}/sparsity_{sparsity}/ballot"
+            for base in sorted(b for root in roots for b in root.glob(f"seed_*/sparsity_{sparsity}/ballot")):
+                like = init_state(task, train_config(config, int(base.parent.parent.name.removeprefix("seed_"))))
                 mode = next(m for m in sorted(base.iterdir()) if (m / "mu_0.3").exists())
 
                 def right(mu):

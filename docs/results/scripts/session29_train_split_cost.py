@@ -9,9 +9,13 @@ evaluated on the training split (7,200 faces; `Trainer.evaluate`), beside the va
 record.json holds. Prints, per target and sparsity, the train / validation / test accuracy of the μ = 0 tickets
 and, per μ, the mean drop from the μ = 0 ticket on each split with how well the training and the validation drop
 predict the test drop (Pearson r over the runs, mean absolute error in points). Writes the per-run figures to
-docs/results/records/session29_train_split_cost.json (or reads them from there with --cached).
-    PYTHONPATH=. python docs/results/scripts/session29_train_split_cost.py [--cached]
+docs/results/records/session29_train_split_cost.json (or reads them from there with --cached). Other workdirs (e.g.
+the default's own retrained candidates, A.2zl): ``--set LABEL=GLOB`` (every workdir GLOB matches, each holding
+seed_*/sparsity_*/ballot/<mode>/mu_*) and ``--out FILE``.
+    PYTHONPATH=. python docs/results/scripts/session29_train_split_cost.py [--cached] [--set LABEL=GLOB ...] [--out FILE]
 """
+import argparse
+import glob
 import json
 import pathlib
 import sys
@@ -19,10 +23,11 @@ import sys
 import numpy as np
 
 OUT = pathlib.Path("docs/results/records/session29_train_split_cost.json")
-TARGETS, SPARSITIES, SEEDS, MUS = ("blond", "wavy"), ("0.8", "0.95"), range(10), ("0.3", "1", "3")
+SPARSITIES, MUS = ("0.8", "0.95"), ("0.3", "1", "3")
+DEFAULT_SETS = [f"{t}=/work/runs/s28_{t}_polish" for t in ("blond", "wavy")]
 
 
-def collect() -> list[dict]:
+def collect(sets: list[list[str]]) -> list[dict]:
     from ml_collections import config_dict
 
     from ballot_jax.engine.loop import Trainer, init_state
@@ -31,17 +36,17 @@ def collect() -> list[dict]:
     from experiments.run import build_task
 
     rows = []
-    for target in TARGETS:
-        root = pathlib.Path(f"/work/runs/s28_{target}_polish")
-        cfg = json.loads((root / "config.json").read_text())
+    for target, pattern in sets:
+        roots = sorted(pathlib.Path(p) for p in glob.glob(pattern))
+        cfg = json.loads((roots[0] / "config.json").read_text())
         cfg.pop("_sha256", None)
         config = config_dict.ConfigDict(cfg)
         task = build_task(config)
         trainer = Trainer(task)
         for sparsity in SPARSITIES:
-            for seed in SEEDS:
+            for base in sorted(b for root in roots for b in root.glob(f"seed_*/sparsity_{sparsity}/ballot")):
+                seed = int(base.parent.parent.name.removeprefix("seed_"))
                 like = init_state(task, train_config(config, seed))
-                base = root / f"seed_{seed}/sparsity_{sparsity}/ballot"
                 for mode in sorted(p.name for p in base.iterdir()):
                     chosen = (base / mode / "mu_0.3").exists()
                     for cand in ("0", *MUS) if chosen else ("0",):
@@ -57,9 +62,10 @@ def collect() -> list[dict]:
 
 
 def summarize(rows: list[dict]) -> None:
+    targets = list(dict.fromkeys(r["target"] for r in rows))
     print("| target | sparsity | μ = 0 ticket (mode) | runs | train | val | test | train − test (pp) |")
     print("|---|---|---|---|---|---|---|---|")
-    for target in TARGETS:
+    for target in targets:
         for sp in SPARSITIES:
             for mode in ("one_shot_finetune", "iterative_rewind"):
                 sel = [r for r in rows if (r["target"], r["sparsity"], r["mode"], r["mu"]) == (target, sp, mode, "0")]
@@ -72,7 +78,7 @@ def summarize(rows: list[dict]) -> None:
     print("| target | sparsity | μ | runs | drop train (pp) | drop val | drop test | r(train, test) | r(val, test) | "
           "MAE train→test | MAE val→test |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
-    for target in TARGETS:
+    for target in targets:
         for sp in SPARSITIES:
             zero = {(r["seed"]): r for r in rows
                     if (r["target"], r["sparsity"], r["mu"], r["chosen_mode"]) == (target, sp, "0", True)}
@@ -88,11 +94,16 @@ def summarize(rows: list[dict]) -> None:
 
 
 def main() -> None:
-    if "--cached" in sys.argv[1:]:
-        rows = json.loads(OUT.read_text())["rows"]
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cached", action="store_true")
+    parser.add_argument("--set", action="append", default=None, help="LABEL=GLOB of workdirs")
+    parser.add_argument("--out", type=pathlib.Path, default=OUT)
+    args = parser.parse_args()
+    if args.cached:
+        rows = json.loads(args.out.read_text())["rows"]
     else:
-        rows = collect()
-        OUT.write_text(json.dumps({"source": "session29_train_split_cost.py", "rows": rows}, indent=0) + "\n")
+        rows = collect([spec.split("=", 1) for spec in args.set or DEFAULT_SETS])
+        args.out.write_text(json.dumps({"source": "session29_train_split_cost.py", "rows": rows}, indent=0) + "\n")
     summarize(rows)
 
 

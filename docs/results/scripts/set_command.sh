@@ -8,6 +8,7 @@ set_command() {
   case $1 in
     blond) echo "experiments.celeba $F --config.data.target=Blond_Hair";;
     wavy) echo "experiments.celeba $F --config.data.target=Wavy_Hair";;
+    bignose) echo "experiments.celeba $F --config.data.target=Big_Nose";;  # session 29's dev set
     cifar10) echo "experiments.cifar10 $I";;
     young) echo "experiments.celeba $F --config.data.target=Young";;
     smiling) echo "experiments.celeba $F --config.data.target=Smiling";;
@@ -24,7 +25,7 @@ set_command() {
 # AFTER_DECISION=1: a held-out set runs only after the variant's decision; session 13)
 check_set() {
   case $1 in
-    blond|wavy|cifar10|digits_lt10) ;;
+    blond|wavy|bignose|cifar10|digits_lt10) ;;
     young|smiling|attractive|male|cifar10_lt10|synthetic) [ "$AFTER_DECISION" = 1 ] || {
       echo "$1 is held out: set AFTER_DECISION=1 only after the variant's decision" >&2; return 2; };;
     *) echo "unknown set $1" >&2; return 2;;
