@@ -1,0 +1,109 @@
+"""Session 29's pre-registered decision of C16 (docs/results/scripts/session29_preregistration.md): the strongest μ of
+the admissible prefix, a re-choice among the default's (C12's) trained candidates.
+
+For every development record of C12 (Blond_Hair, Wavy_Hair: session25_*.json; Big_Nose: session29_Big_Nose.json;
+CIFAR-10, digits-LT10: session22_dev_*.json) C16's μ is computed from the record's validation search and ε'; where it
+differs from C12's, the run's new candidate's metrics come from the exported candidates of its workdir
+(session29_<SET>_candidates.json; for CIFAR-10 the re-run of session29_c16_cifar10.sh, whose chosen candidate must
+reproduce session 22's record: checked; a set whose re-run does not is void, and the verdict then UNDECIDED). Writes
+C16's records to docs/results/records/session29_c16_<SET>.json and prints the rule: (a) development bar cells strictly more than C12's; none of (b) CWV or MCD significantly higher,
+(c) accuracy significantly lower, (d) newly more than 1 point below LTH (``session11_decide.judge`` prints the rows).
+
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session29_decide.py
+"""
+import glob
+import json
+import pathlib
+
+from experiments import compare, reports
+from session11_decide import judge
+from session14_decide import met_cells
+
+R = pathlib.Path("docs/results/records")
+SETS = {  # name: (C12's record files, the exported candidates of changed runs or None)
+    "blond": (sorted(glob.glob(f"{R}/session25_blond*.json")), None),
+    "wavy": (sorted(glob.glob(f"{R}/session25_wavy*.json")), None),
+    "big_nose": ([f"{R}/session29_Big_Nose.json"], f"{R}/session29_Big_Nose_candidates.json"),
+    "cifar10": ([f"{R}/session22_dev_cifar10.json"], f"{R}/session29_cifar10_candidates.json"),
+    "digits_lt10": ([f"{R}/session22_dev_digits_lt10.json"], None),
+}
+
+
+def prefix_mu(search: dict, epsilon: float) -> str:
+    """C16: walk the grid upwards from μ = 0 and keep the last admissible μ before the first inadmissible one."""
+    grid = sorted(search, key=float)
+    reference, chosen = search[grid[0]]["accuracy"], grid[0]
+    for mu in grid:
+        if search[mu]["accuracy"] < reference - epsilon:
+            break
+        chosen = mu
+    return chosen
+
+
+def same(a: dict, b: dict) -> bool:
+    """Equal accuracy, CWV and MCD (those of them both hold; the search keeps accuracy and CWV), to float32 rounding."""
+    return all(abs(a[k] - b[k]) <= 1e-7 for k in ("accuracy", "cwv", "mcd") if k in a and k in b)
+
+
+class Void(Exception):
+    """A set whose changed runs cannot be read: its re-run does not reproduce the kept record."""
+
+
+def c16_records(name: str) -> tuple[list, int]:
+    files, exported = SETS[name]
+    c12 = [r for f in files for r in json.load(open(f))["records"] if r["method"] == "c12"]
+    candidates = {}
+    if exported and pathlib.Path(exported).exists():
+        for c in json.load(open(exported))["candidates"]:
+            candidates[(c["seed"], c["target_sparsity"], c["mode"], c["mu"])] = c
+    out, changed = [], 0
+    for r in c12:
+        mu = prefix_mu(r["search"], r["epsilon_effective"])
+        new = {**r, "method": "c16"}
+        if mu != f"{r['disparity_weight']:g}":
+            changed += 1
+            key = (r["seed"], r["target_sparsity"], r["mode"])
+            old, cand = candidates.get((*key, f"{r['disparity_weight']:g}")), candidates.get((*key, mu))
+            if cand is None or old is None:
+                raise SystemExit(f"{name}: no exported candidates for {key} (mu {mu}); run its workdirs' export first")
+            if not (same(old["test"], r["test"]) and same(old["val"], r["search"][f"{r['disparity_weight']:g}"])):
+                kept = r["search"][f"{r['disparity_weight']:g}"]["accuracy"]
+                raise Void(f"{name}: the re-run of {key} does not reproduce C12's record (its chosen candidate, "
+                           f"mu {r['disparity_weight']:g}: validation accuracy {old['val']['accuracy']:.4f} against "
+                           f"{kept:.4f} kept)")
+            new |= {"disparity_weight": float(mu), "val": cand["val"], "test": cand["test"]}
+        out.append(new)
+    path = R / f"session29_c16_{name}.json"
+    path.write_text(json.dumps({"records": out}) + "\n")
+    return out, changed
+
+
+def main() -> None:
+    better_rows, failures, cells, void = [], [], {"c12": 0, "c16": 0}, []
+    for name, (files, _) in SETS.items():
+        try:
+            _, changed = c16_records(name)
+        except Void as err:
+            print(f"== {name}: VOID: {err}")
+            void.append(name)
+            continue
+        print(f"== {name}: C16 changes {changed} run(s)")
+        src = {k: [f"{f}:{k}" for f in files] for k in ("lth", "magnitude", "c12")}
+        src["c16"] = [f"{R}/session29_c16_{name}.json:c16"]
+        judge(name, compare.collect([f"lth={s}" for s in src["lth"]] + [f"default={s}" for s in src["c12"]]
+                                    + [f"c16={s}" for s in src["c16"]]), "c16", better_rows, failures)
+        for label in ("c12", "c16"):
+            records = compare.collect([f"{k}={s}" for k in ("lth", "magnitude") for s in src[k]]
+                                      + [f"ballot={s}" for s in src[label]])
+            cells[label] += met_cells(reports.paired_comparisons(records, against=["ballot"]))
+    print(f"(a) development bar cells: c16 {cells['c16']}, c12 {cells['c12']} (of {4 * (len(SETS) - len(void))} read)")
+    print(f"(b)-(d) failures: {failures or 'none'}; rows significantly fairer than C12 (reported): {better_rows or 'none'}")
+    passed = cells["c16"] > cells["c12"] and not failures
+    if void and not failures:  # a failure decides; a pass needs every set
+        print(f"VERDICT c16: UNDECIDED (void: {', '.join(void)}; on the rest (a) {'holds' if passed else 'does not hold'})")
+    else:
+        print(f"VERDICT c16: {'PASS' if passed else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
