@@ -5,7 +5,8 @@ For every development record of C12 (Blond_Hair, Wavy_Hair: session25_*.json; Bi
 CIFAR-10, digits-LT10: session22_dev_*.json) C16's μ is computed from the record's validation search and ε'; where it
 differs from C12's, the run's new candidate's metrics come from the exported candidates of its workdir
 (session29_<SET>_candidates.json; for CIFAR-10 the re-run of session29_c16_cifar10.sh, whose chosen candidate must
-reproduce session 22's record: checked; a set whose re-run does not is void, and the verdict then UNDECIDED). Writes
+reproduce session 22's record: checked; a set whose re-run does not is void, and the verdict then UNDECIDED). Checked
+first on every record: the library's "strongest" rule re-applied to the record's search gives the recorded μ. Writes
 C16's records to docs/results/records/session29_c16_<SET>.json and prints the rule: (a) development bar cells strictly more than C12's; none of (b) CWV or MCD significantly higher,
 (c) accuracy significantly lower, (d) newly more than 1 point below LTH (``session11_decide.judge`` prints the rows).
 
@@ -15,6 +16,7 @@ import glob
 import json
 import pathlib
 
+from ballot_jax.methods.ballot import choose_within_epsilon
 from experiments import compare, reports
 from session11_decide import judge
 from session14_decide import met_cells
@@ -58,6 +60,10 @@ def c16_records(name: str) -> tuple[list, int]:
             candidates[(c["seed"], c["target_sparsity"], c["mode"], c["mu"])] = c
     out, changed = [], 0
     for r in c12:
+        # the re-choice reads the records as the run read its candidates: the library's own rule must give C12's μ
+        val = {float(k): v for k, v in r["search"].items()}
+        if choose_within_epsilon(val, val[0.0]["accuracy"], r["epsilon_effective"], "strongest") != r["disparity_weight"]:
+            raise SystemExit(f"{name}: C12's rule re-applied to the search of seed {r['seed']} does not give its mu")
         mu = prefix_mu(r["search"], r["epsilon_effective"])
         new = {**r, "method": "c16"}
         if mu != f"{r['disparity_weight']:g}":
