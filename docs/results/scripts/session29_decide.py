@@ -2,13 +2,15 @@
 the admissible prefix, a re-choice among the default's (C12's) trained candidates.
 
 For every development record of C12 (Blond_Hair, Wavy_Hair: session25_*.json; Big_Nose: session29_Big_Nose.json;
-CIFAR-10, digits-LT10: session22_dev_*.json) C16's μ is computed from the record's validation search and ε'; where it
-differs from C12's, the run's new candidate's metrics come from the exported candidates of its workdir
-(session29_<SET>_candidates.json; for CIFAR-10 the re-run of session29_c16_cifar10.sh, whose chosen candidate must
-reproduce session 22's record: checked; a set whose re-run does not is void, and the verdict then UNDECIDED). Checked
-first on every record: the library's "strongest" rule re-applied to the record's search gives the recorded μ. Writes
-C16's records to docs/results/records/session29_c16_<SET>.json and prints the rule: (a) development bar cells strictly more than C12's; none of (b) CWV or MCD significantly higher,
-(c) accuracy significantly lower, (d) newly more than 1 point below LTH (``session11_decide.judge`` prints the rows).
+digits-LT10: session22_dev_digits_lt10.json; CIFAR-10: session29_cifar10.json, re-created on this machine) C16's μ is
+computed from the record's validation search and ε'; where it differs from C12's, the run's new candidate's metrics
+come from the exported candidates of its workdir (session29_<SET>_candidates*.json; the exported chosen candidate must
+reproduce the record: checked; a set whose candidates do not is void, and the verdict then UNDECIDED; session 29's run
+of this script voided session 22's CIFAR-10 records that way, results A.2zm). Checked first on every record: the
+library's "strongest" rule re-applied to the record's search gives the recorded μ. Writes C16's records to
+docs/results/records/session29_c16_<SET>.json and prints the rule: (a) development bar cells strictly more than C12's;
+none of (b) CWV or MCD significantly higher, (c) accuracy significantly lower, (d) newly more than 1 point below LTH
+(``session11_decide.judge`` prints the rows).
 
     PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session29_decide.py
 """
@@ -26,7 +28,8 @@ SETS = {  # name: (C12's record files, the exported candidates of changed runs o
     "blond": (sorted(glob.glob(f"{R}/session25_blond*.json")), None),
     "wavy": (sorted(glob.glob(f"{R}/session25_wavy*.json")), None),
     "big_nose": ([f"{R}/session29_Big_Nose.json"], f"{R}/session29_Big_Nose_candidates.json"),
-    "cifar10": ([f"{R}/session22_dev_cifar10.json"], f"{R}/session29_cifar10_candidates.json"),
+    # re-created on this machine in session 30 (pre-registration addendum): session 22's records do not reproduce here
+    "cifar10": ([f"{R}/session29_cifar10.json"], f"{R}/session29_cifar10_candidates_all.json"),
     "digits_lt10": ([f"{R}/session22_dev_digits_lt10.json"], None),
 }
 
