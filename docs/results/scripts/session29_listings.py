@@ -1,13 +1,16 @@
 """Session 29: the per-run listings that results A.2zl and A.2zm quote (read from kept records; nothing trained).
 
-    python3 docs/results/scripts/session29_listings.py choices RECORDS.json [LABEL]
+    python3 docs/results/scripts/session29_listings.py choices RECORDS.json [LABEL [LTH_RECORDS.json]]
         every run of Ballot's records (LABEL, default c12) against the same file's LTH: the mode, the chosen μ, ε', each
         candidate's validation drop from the μ = 0 ticket (points), the test accuracy difference from LTH (points) and
         both test CWVs; e.g. docs/results/records/session29_Big_Nose.json, or session29_c16_big_nose.json with c16
-        (whose LTH comes from session29_Big_Nose.json when the file holds none)
+        (whose LTH comes from LTH_RECORDS.json, default session29_Big_Nose.json, when the file holds none)
     python3 docs/results/scripts/session29_listings.py reproduction
         CIFAR-10: the five runs re-run by session29_c16_cifar10.sh against session 22's records of them, every
         candidate's validation accuracy (and the mode search's), re-run minus kept, in points
+    python3 docs/results/scripts/session29_listings.py recreation
+        CIFAR-10 re-created on this machine (session29_cifar10.json, session 30) against session 22's records: every
+        method's test accuracy and CWV per run, and how many runs of each method are equal
 """
 import json
 import sys
@@ -19,9 +22,9 @@ def records(path: str, method: str) -> dict:
     return {(r["seed"], r["target_sparsity"]): r for r in json.load(open(path))["records"] if r["method"] == method}
 
 
-def choices(path: str, label: str = "c12") -> None:
+def choices(path: str, label: str = "c12", lth_path: str = f"{R}/session29_Big_Nose.json") -> None:
     runs = records(path, label)
-    lth = records(path, "lth") or records(f"{R}/session29_Big_Nose.json", "lth")
+    lth = records(path, "lth") or records(lth_path, "lth")
     counts = {}
     for key in sorted(runs, key=lambda k: (k[1], k[0])):
         r, base = runs[key], lth[key]
@@ -56,5 +59,18 @@ def reproduction() -> None:
     print(f"largest |difference| of a candidate: {worst:.1f} points")
 
 
+def recreation() -> None:
+    for method in ("lth", "magnitude", "c12"):
+        new, old = records(f"{R}/session29_cifar10.json", method), records(f"{R}/session22_dev_cifar10.json", method)
+        equal = 0
+        for key in sorted(new, key=lambda k: (k[1], k[0])):
+            a, b = new[key]["test"], old[key]["test"]
+            equal += a["accuracy"] == b["accuracy"] and a["cwv"] == b["cwv"]
+            print(f"{method} seed {key[0]} sparsity {key[1]:g}: test accuracy {a['accuracy']:.4f} (session 22 "
+                  f"{b['accuracy']:.4f}), CWV {a['cwv']:.5f} ({b['cwv']:.5f})")
+        print(f"{method}: {equal} of {len(new)} runs equal to session 22's")
+
+
 if __name__ == "__main__":
-    {"choices": lambda: choices(*sys.argv[2:]), "reproduction": reproduction}[sys.argv[1]]()
+    {"choices": lambda: choices(*sys.argv[2:]), "reproduction": reproduction,
+     "recreation": recreation}[sys.argv[1]]()
