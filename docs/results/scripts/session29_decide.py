@@ -54,7 +54,8 @@ class Void(Exception):
     """A set whose changed runs cannot be read: its re-run does not reproduce the kept record."""
 
 
-def c16_records(name: str) -> tuple[list, int]:
+def c16_records(name: str, path: pathlib.Path | None = None) -> tuple[list, int]:
+    """C16's records of set ``name`` (SETS), written to ``path`` (default records/session29_c16_<name>.json)."""
     files, exported = SETS[name]
     c12 = [r for f in files for r in json.load(open(f))["records"] if r["method"] == "c12"]
     candidates = {}
@@ -82,9 +83,24 @@ def c16_records(name: str) -> tuple[list, int]:
                            f"{kept:.4f} kept)")
             new |= {"disparity_weight": float(mu), "val": cand["val"], "test": cand["test"]}
         out.append(new)
-    path = R / f"session29_c16_{name}.json"
+    path = path or R / f"session29_c16_{name}.json"
     path.write_text(json.dumps({"records": out}) + "\n")
     return out, changed
+
+
+def read_set(name: str, files: list, c16_path: pathlib.Path, better_rows: list, failures: list) -> dict:
+    """Prints C16 − C12 per row (``session11_decide.judge``, which appends to ``better_rows`` and ``failures``) and
+    returns each one's bar cells against LTH and Magnitude Pruning of ``files`` ({"c12": n, "c16": n})."""
+    src = {k: [f"{f}:{k}" for f in files] for k in ("lth", "magnitude", "c12")}
+    src["c16"] = [f"{c16_path}:c16"]
+    judge(name, compare.collect([f"lth={s}" for s in src["lth"]] + [f"default={s}" for s in src["c12"]]
+                                + [f"c16={s}" for s in src["c16"]]), "c16", better_rows, failures)
+    cells = {}
+    for label in ("c12", "c16"):
+        records = compare.collect([f"{k}={s}" for k in ("lth", "magnitude") for s in src[k]]
+                                  + [f"ballot={s}" for s in src[label]])
+        cells[label] = met_cells(reports.paired_comparisons(records, against=["ballot"]))
+    return cells
 
 
 def main() -> None:
@@ -97,14 +113,8 @@ def main() -> None:
             void.append(name)
             continue
         print(f"== {name}: C16 changes {changed} run(s)")
-        src = {k: [f"{f}:{k}" for f in files] for k in ("lth", "magnitude", "c12")}
-        src["c16"] = [f"{R}/session29_c16_{name}.json:c16"]
-        judge(name, compare.collect([f"lth={s}" for s in src["lth"]] + [f"default={s}" for s in src["c12"]]
-                                    + [f"c16={s}" for s in src["c16"]]), "c16", better_rows, failures)
-        for label in ("c12", "c16"):
-            records = compare.collect([f"{k}={s}" for k in ("lth", "magnitude") for s in src[k]]
-                                      + [f"ballot={s}" for s in src[label]])
-            cells[label] += met_cells(reports.paired_comparisons(records, against=["ballot"]))
+        for label, n in read_set(name, files, R / f"session29_c16_{name}.json", better_rows, failures).items():
+            cells[label] += n
     print(f"(a) development bar cells: c16 {cells['c16']}, c12 {cells['c12']} (of {4 * (len(SETS) - len(void))} read)")
     print(f"(b)-(d) failures: {failures or 'none'}; rows significantly fairer than C12 (reported): {better_rows or 'none'}")
     passed = cells["c16"] > cells["c12"] and not failures

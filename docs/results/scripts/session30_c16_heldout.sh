@@ -2,7 +2,7 @@
 # Session 30, after C16's decision was committed (c88dc47, PASS): C12 re-run on the held-out runs whose μ C16 changes
 # (read from the kept records' validation searches: session25_<SET>*.json for the CelebA targets, session21_/session23_
 # for synthetic and CIFAR-10-LT), so that every candidate's test metrics are in a workdir. Each re-run must reproduce
-# its kept record (checked by session30_heldout.py; a set that does not is void). Workdirs /work/runs/s30_ho_<SET>_<SP>.
+# its kept record (checked by session30_heldout.py; a set that does not is void; Young changes none). Workdirs /work/runs/s30_ho_<SET>_<SP>.
 # usage: session30_c16_heldout.sh run | export
 set -e
 cd "$(dirname "$0")/../../.."
@@ -24,7 +24,9 @@ case $1 in
       > /work/runs/s30_ho_other.log 2>&1 &
     wait;;
   export)
-    python3 docs/results/scripts/session29_export_candidates.py docs/results/records/session30_heldout_candidates.json \
-      "/work/runs/s30_ho_*";;
+    for SET in attractive male smiling synthetic cifar10_lt10; do
+      python3 docs/results/scripts/session29_export_candidates.py \
+        docs/results/records/session30_heldout_${SET}_candidates.json "/work/runs/s30_ho_${SET}_*"
+    done;;
   *) echo "usage: session30_c16_heldout.sh run | export" >&2; exit 2;;
 esac
