@@ -639,15 +639,18 @@ def test_a_workdir_from_before_an_option_changed_the_method_is_not_resumed_silen
     """A saved config without ``ballot.rewind_selection`` ran Ballot's rewinding mode with the vote,
     one without ``ballot.mu_rule`` chose the fairest admissible μ, one without
     ``ballot.epsilon_reference`` held μ to the dense model's accuracy: resuming any with today's
-    defaults (|w|, the strongest μ, the ticket's accuracy) would mix two methods in one workdir, so
-    each is a difference that names the option; asking for the old values resumes it."""
+    defaults (|w|, the strongest μ of the admissible prefix, the ticket's accuracy) would mix two
+    methods in one workdir, so each is a difference that names the option; asking for the old values
+    resumes it. So is one of sessions 7-29, saved with the largest admissible μ ("strongest")."""
     current = run.config_to_json(digits.get_config())
     legacy = {"rewind_selection": "vote", "mu_rule": "fairest", "epsilon_reference": "dense"}
     older = {**current, "ballot": {k: v for k, v in current["ballot"].items() if k not in legacy}}
     assert run.config_differences(older, current) == [
         "ballot.epsilon_reference: 'dense' (saved) != 'ticket' (now)",
-        "ballot.mu_rule: 'fairest' (saved) != 'strongest' (now)",
+        "ballot.mu_rule: 'fairest' (saved) != 'strongest_prefix' (now)",
         "ballot.rewind_selection: 'vote' (saved) != 'magnitude' (now)"]
     assert run.config_differences(older, {**current, "ballot": {**current["ballot"], **legacy}}) == []
+    c12 = {**current, "ballot": {**current["ballot"], "mu_rule": "strongest"}}
+    assert run.config_differences(c12, current) == ["ballot.mu_rule: 'strongest' (saved) != 'strongest_prefix' (now)"]
     no_ballot = {k: v for k, v in current.items() if k != "ballot"}  # a method that could not be imported then
     assert run.config_differences(no_ballot, current) == []

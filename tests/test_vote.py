@@ -252,7 +252,7 @@ def test_choose_within_epsilon_strongest_takes_the_largest_admissible_mu_whateve
     val = {0.0: {"accuracy": 0.90, "cwv": 0.001}, 0.3: {"accuracy": 0.895, "cwv": 0.020},
            1.0: {"accuracy": 0.85, "cwv": 0.0001}}
     assert choose_within_epsilon(val, 0.90, 0.01, "fairest") == 0.0  # fairest admissible
-    assert choose_within_epsilon(val, 0.90, 0.01) == 0.3  # the default; 1.0 is 5 points down
+    assert choose_within_epsilon(val, 0.90, 0.01, "strongest") == 0.3  # 1.0 is 5 points down
     assert choose_within_epsilon(val, 0.90, 0.10, "strongest") == 1.0
     assert choose_within_epsilon(dict(reversed(val.items())), 0.90, 0.10, "strongest") == 1.0  # by value, not order
     assert choose_within_epsilon(val, 0.99, 0.01, "strongest") == 0.0  # none qualifies: the most accurate
@@ -274,6 +274,35 @@ def test_choose_within_epsilon_strongest_fairer_spends_accuracy_only_on_fairness
     below = {0.0: {"accuracy": 0.88, "cwv": 0.010}, 0.3: val[0.3]}
     assert choose_within_epsilon(below, 0.90, 0.01, "strongest_fairer") == 0.3
     assert choose_within_epsilon(val, 0.99, 0.01, "strongest_fairer") == 0.0  # none admissible: the most accurate
+
+
+def test_choose_within_epsilon_strongest_prefix_stops_at_the_first_inadmissible_mu():
+    """"strongest_prefix" (C16): the grid walked upwards; an admissible μ above an inadmissible one is
+    not taken (Big_Nose seed 9 at 80%: μ = 1 rejected, μ = 3 admitted, results A.2zl)."""
+    val = {0.0: {"accuracy": 0.80, "cwv": 0.010}, 0.3: {"accuracy": 0.795, "cwv": 0.009},
+           1.0: {"accuracy": 0.78, "cwv": 0.008}, 3.0: {"accuracy": 0.79, "cwv": 0.007}}
+    assert choose_within_epsilon(val, 0.80, 0.015, "strongest") == 3.0
+    assert choose_within_epsilon(val, 0.80, 0.015, "strongest_prefix") == 0.3
+    assert choose_within_epsilon(val, 0.80, 0.015) == 0.3  # the default since session 30
+    assert choose_within_epsilon(dict(reversed(val.items())), 0.80, 0.015, "strongest_prefix") == 0.3  # by value
+    assert choose_within_epsilon(val, 0.80, 0.025, "strongest_prefix") == 3.0  # all admissible: the largest
+    assert choose_within_epsilon(val, 0.80, 0.001, "strongest_prefix") == 0.0  # μ = 0.3 already out
+    # the smallest μ not admissible (a dense reference): the largest admissible, as "strongest"
+    below = {mu: {"accuracy": a, "cwv": 0.0} for mu, a in ((0.0, 0.78), (0.3, 0.80), (1.0, 0.77), (3.0, 0.79))}
+    assert choose_within_epsilon(below, 0.81, 0.02, "strongest_prefix") == 3.0
+    assert choose_within_epsilon(val, 0.99, 0.01, "strongest_prefix") == 0.0  # none admissible: the most accurate
+
+
+@given(st.lists(st.floats(0.5, 1.0), min_size=1, max_size=5), st.floats(0.0, 0.1))
+def test_strongest_prefix_is_never_stronger_than_strongest_and_equals_it_on_a_monotone_search(accuracies, epsilon):
+    mus = [0.0, 0.3, 1.0, 3.0, 10.0][: len(accuracies)]
+    val = {mu: {"accuracy": a, "cwv": 0.0} for mu, a in zip(mus, accuracies)}
+    prefix = choose_within_epsilon(val, accuracies[0], epsilon, "strongest_prefix")
+    assert prefix <= choose_within_epsilon(val, accuracies[0], epsilon, "strongest")
+    ok = [a >= accuracies[0] - epsilon for a in accuracies]
+    assert all(ok[: mus.index(prefix) + 1])  # every μ up to the choice is admissible
+    if ok == sorted(ok, reverse=True):  # admissible, then not: the two rules agree
+        assert prefix == choose_within_epsilon(val, accuracies[0], epsilon, "strongest")
 
 
 def test_choose_mode_accurate_or_the_fairer_within_epsilon():
@@ -342,7 +371,7 @@ def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):
     assert record["val"]["accuracy"] == chosen["accuracy"]
     assert choose_within_epsilon(
         {float(k): v for k, v in record["search"].items()}, record["search"]["0"]["accuracy"], 0.01, method.mu_rule
-    ) == record["disparity_weight"] and record["mu_rule"] == "strongest"
+    ) == record["disparity_weight"] and record["mu_rule"] == "strongest_prefix"
 
 
 def test_epsilon_reference_ticket_compares_with_the_first_candidate(tmp_path):
@@ -510,7 +539,8 @@ def test_the_default_is_the_documented_one():
     b = Ballot()
     assert (b.selection, b.rewind_selection, b.vote_kind, b.pruning) == ("vote", "magnitude", "saliency", "auto")
     assert (b.disparity, b.adversary_balance, b.disparity_weights, b.epsilon, b.mu_rule, b.epsilon_reference) == (
-        "adversary", "groups", (0.0, 0.3, 1.0, 3.0), 0.01, "strongest", "ticket")  # grid: C12, session 21
+        "adversary", "groups", (0.0, 0.3, 1.0, 3.0), 0.01, "strongest_prefix", "ticket")  # grid: C12, session 21;
+    # μ rule: C16, session 30 (session29_preregistration.md)
     assert b.epsilon_floor == "split_se"  # C10, decided by R14 in session 17 (session18_preregistration.md)
     from experiments import celeba, cifar10, cifar10_lt, cifar100, digits, synthetic, tinyimagenet, utkface
 

@@ -57,7 +57,7 @@ from ballot_jax.objectives import SOFT_WORST, SURROGATES, fair_objective, resolv
 
 SELECTIONS = ("conflict", "magnitude", "vote")
 PRUNINGS = ("auto", "iterative", "one_shot")
-MU_RULES = ("fairest", "strongest", "strongest_fairer")
+MU_RULES = ("fairest", "strongest", "strongest_fairer", "strongest_prefix")
 # pruning="auto": which mode's μ = 0 candidate runs the μ search: "accurate" (the higher validation
 # accuracy) | "fairer_within_epsilon" (of those within ε of the more accurate, the lower validation CWV)
 MODE_RULES = ("accurate", "fairer_within_epsilon")
@@ -128,10 +128,12 @@ class Ballot:
     # docs/results/scripts/session19_preregistration.md) (0, 0.3, 1, 3); (0, 0.1, 0.3, 1) before.
     disparity_weights: tuple = (0.0, 0.3, 1.0, 3.0)
     epsilon: float = 0.01  # ε, as a fraction (0.01 = 1 point)
-    # which admissible μ (val accuracy within ε) wins: "strongest" (the largest μ: the most fairness
-    # pressure the constraint allows; reads no validation CWV) | "fairest" (lowest val CWV, before session 7)
+    # which admissible μ (val accuracy within ε) wins: "strongest_prefix" (the default since session 30, C16,
+    # docs/results/scripts/session29_preregistration.md: the grid walked upwards, the last admissible μ before the
+    # first one that is not; reads no validation CWV) | "strongest" (the largest admissible μ, sessions 7-29)
+    # | "fairest" (lowest val CWV, before session 7)
     # | "strongest_fairer" (the largest among μ = 0 and those with a lower val CWV than μ = 0's)
-    mu_rule: str = "strongest"
+    mu_rule: str = "strongest_prefix"
     # pruning="auto": "accurate" (the mode with the higher val accuracy at μ = 0) | "fairer_within_epsilon"
     mode_rule: str = "accurate"
     # the reference accuracy of ε: "ticket" (the default since session 10: the first μ candidate's
@@ -460,13 +462,16 @@ def effective_epsilon(epsilon: float, reference_accuracy: float, num_val: int, f
     return max(epsilon, math.sqrt(a * (1.0 - a) / num_val))
 
 
-def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest"):
+def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest_prefix"):
     """The key of ``val`` ({μ: {"accuracy", "cwv"}}, the first key the first candidate, μ = 0)
-    chosen among the admissible ones, those with accuracy >= reference − ε: ``rule`` "strongest"
-    (the default), the largest μ; "strongest_fairer", the largest of the first key and those with a
-    lower CWV than the first key's (μ > 0 must buy fairness; if the first is not admissible and
-    none is fairer: the largest admissible); "fairest", the lowest CWV (then the higher accuracy,
-    then the first). If none qualifies, the most accurate (then the first)."""
+    chosen among the admissible ones, those with accuracy >= reference − ε: ``rule``
+    "strongest_prefix" (the default), μ in increasing order up to the first that is not admissible,
+    the last before it (an admissible μ above an inadmissible one is the split's noise when the cost
+    grows with μ; if the smallest μ is not admissible: "strongest"); "strongest", the largest μ;
+    "strongest_fairer", the largest of the first key and those with a lower CWV than the first key's
+    (μ > 0 must buy fairness; if the first is not admissible and none is fairer: the largest
+    admissible); "fairest", the lowest CWV (then the higher accuracy, then the first). If none
+    qualifies, the most accurate (then the first)."""
     if rule not in MU_RULES:
         raise ValueError(f"Ballot.mu_rule must be one of {MU_RULES}, got {rule!r}")
     keys = list(val)
@@ -475,6 +480,11 @@ def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, 
         return max(keys, key=lambda k: (val[k]["accuracy"], -keys.index(k)))
     if rule == "strongest":
         return max(ok, key=float)
+    if rule == "strongest_prefix":
+        ascending = sorted(keys, key=float)
+        if ascending[0] not in ok:
+            return max(ok, key=float)
+        return next((below for below, k in zip(ascending, ascending[1:]) if k not in ok), ascending[-1])
     if rule == "strongest_fairer":
         first = keys[0]
         fairer = [k for k in ok if k == first or val[k]["cwv"] < val[first]["cwv"]]
