@@ -7,7 +7,8 @@ computed from the record's validation search and ε'; where it differs from C12'
 come from the exported candidates of its workdir (session29_<SET>_candidates*.json; the exported chosen candidate must
 reproduce the record: checked; a set whose candidates do not is void, and the verdict then UNDECIDED; session 29's run
 of this script voided session 22's CIFAR-10 records that way, results A.2zm). Checked first on every record: the
-library's "strongest" rule re-applied to the record's search gives the recorded μ. Writes C16's records to
+library's "strongest" rule re-applied to the record's search gives the recorded μ, and its "strongest_prefix" (the
+default since session 30) gives C16's. Writes C16's records to
 docs/results/records/session29_c16_<SET>.json and prints the rule: (a) development bar cells strictly more than C12's;
 none of (b) CWV or MCD significantly higher, (c) accuracy significantly lower, (d) newly more than 1 point below LTH
 (``session11_decide.judge`` prints the rows).
@@ -69,6 +70,9 @@ def c16_records(name: str, path: pathlib.Path | None = None) -> tuple[list, int]
         if choose_within_epsilon(val, val[0.0]["accuracy"], r["epsilon_effective"], "strongest") != r["disparity_weight"]:
             raise SystemExit(f"{name}: C12's rule re-applied to the search of seed {r['seed']} does not give its mu")
         mu = prefix_mu(r["search"], r["epsilon_effective"])
+        # the library's rule (session 30's default) is this pre-registered one: checked on every record
+        if choose_within_epsilon(val, val[0.0]["accuracy"], r["epsilon_effective"], "strongest_prefix") != float(mu):
+            raise SystemExit(f"{name}: the library's strongest_prefix differs from C16 on seed {r['seed']}")
         new = {**r, "method": "c16"}
         if mu != f"{r['disparity_weight']:g}":
             changed += 1
