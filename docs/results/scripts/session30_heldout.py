@@ -5,8 +5,8 @@ validation search (session29_decide.prefix_mu); where it differs, the new candid
 re-run of that (seed, sparsity) by session30_c16_heldout.sh, exported to session30_heldout_<SET>_candidates.json, whose
 candidate at C12's μ must reproduce the kept record (else the set is void). Records: the CelebA targets' T2 records
 (session25_<SET>*.json), CIFAR-10-LT's E1 records (session21_<SET>.json seeds 0-4, session23_<SET>.json seeds 5-9)
-and synthetic's: E1's, or once session30_synthetic_records.sh has re-created them on this machine (E1's do not reproduce
-here), session30_synthetic.json with every candidate in session30_synthetic_candidates_all.json. Writes
+and synthetic's; for these two, once `session30_heldout_records.sh SET` has re-created them on this machine (E1's do
+not reproduce here), session30_<SET>.json with every candidate in session30_<SET>_candidates_all.json. Writes
 docs/results/records/session30_c16_<SET>.json and prints, per set, C16 − C12 per row and the bar cells against LTH and
 Magnitude Pruning of both (C12's, on kept records, must equal the held-out bar's: checked).
 
@@ -28,9 +28,10 @@ def held_out_sets() -> dict:
     for name in ("synthetic", "cifar10_lt10"):
         sets[name] = [f"{R}/session21_{name}.json", f"{R}/session23_{name}.json"]
     sets = {name: (files, f"{R}/session30_heldout_{name}_candidates.json") for name, files in sets.items()}
-    if (R / "session30_synthetic.json").exists():  # re-created on this machine: C12_CELLS (E1's) does not apply
-        sets["synthetic"] = ([f"{R}/session30_synthetic.json"], f"{R}/session30_synthetic_candidates_all.json")
-        C12_CELLS.pop("synthetic", None)
+    for name in ("synthetic", "cifar10_lt10"):  # re-created on this machine: C12_CELLS (E1's) does not apply
+        if (R / f"session30_{name}.json").exists():
+            sets[name] = ([f"{R}/session30_{name}.json"], f"{R}/session30_{name}_candidates_all.json")
+            C12_CELLS.pop(name, None)
     return sets
 
 
