@@ -650,7 +650,9 @@ def test_a_workdir_from_before_an_option_changed_the_method_is_not_resumed_silen
         "ballot.mu_rule: 'fairest' (saved) != 'strongest_prefix' (now)",
         "ballot.rewind_selection: 'vote' (saved) != 'magnitude' (now)"]
     assert run.config_differences(older, {**current, "ballot": {**current["ballot"], **legacy}}) == []
-    c12 = {**current, "ballot": {**current["ballot"], "mu_rule": "strongest"}}
+    # saved in sessions 7-29: only Ballot's own rule differs (the authors' preset has no μ search and kept its value)
+    c12 = {**current, "ballot": {**current["ballot"], "mu_rule": "strongest"},
+           "ballot_authors": {**current["ballot_authors"], "mu_rule": "strongest"}}
     assert run.config_differences(c12, current) == ["ballot.mu_rule: 'strongest' (saved) != 'strongest_prefix' (now)"]
     no_ballot = {k: v for k, v in current.items() if k != "ballot"}  # a method that could not be imported then
     assert run.config_differences(no_ballot, current) == []

@@ -505,6 +505,9 @@ class BallotAuthors(Ballot):
     rewind: bool = True
     disparity_weight: float = 0.0
     disparity_weights: tuple = ()
+    # no μ search (disparity_weights=()), so the rule is unused; it stays at the value every workdir saved before
+    # session 30 changed Ballot's, so those workdirs resume without an option that changes nothing here
+    mu_rule: str = "strongest"
     disparity_alternatives: tuple = ()
     name: str = "ballot_authors"
 

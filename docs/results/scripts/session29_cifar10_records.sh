@@ -3,6 +3,7 @@
 # 80% and 95%), because session 22's are not reproduced here (results A.2zm) and C16's decision needs them.
 # Two workdirs side by side, one per sparsity: /work/runs/s29_dev_cifar10_{80,95} (resumable).
 # usage: session29_cifar10_records.sh run | report
+# C12's rule pinned (session 30): the default since session 30 is C16's, and these runs are C12's.
 set -e
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
@@ -13,7 +14,7 @@ case $1 in
     for SP in 80 95; do
       ( echo "== cifar10 0.$SP $(git rev-parse --short HEAD) $(date -u +%T)"
         python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s29_dev_cifar10_$SP \
-          --config.methods=dense,lth,magnitude,ballot 2>&1 | grep "\[experiments\]" | tail -2
+          --config.methods=dense,lth,magnitude,ballot --config.ballot.mu_rule=strongest 2>&1 | grep "\[experiments\]" | tail -2
         echo "== done $(date -u +%T)" ) > /work/runs/s29_dev_cifar10_$SP.log 2>&1 &
     done
     wait;;

@@ -10,7 +10,7 @@
         candidate's validation accuracy (and the mode search's), re-run minus kept, in points
     python3 docs/results/scripts/session29_listings.py recreation
         CIFAR-10 re-created on this machine (session29_cifar10.json, session 30) against session 22's records: every
-        method's test accuracy and CWV per run, and how many runs of each method are equal
+        method's test accuracy and CWV per run, how many runs of each method are equal, and C12 − LTH's mean accuracy
 """
 import json
 import sys
@@ -69,6 +69,12 @@ def recreation() -> None:
             print(f"{method} seed {key[0]} sparsity {key[1]:g}: test accuracy {a['accuracy']:.4f} (session 22 "
                   f"{b['accuracy']:.4f}), CWV {a['cwv']:.5f} ({b['cwv']:.5f})")
         print(f"{method}: {equal} of {len(new)} runs equal to session 22's")
+    for name, path in (("re-created", f"{R}/session29_cifar10.json"), ("session 22", f"{R}/session22_dev_cifar10.json")):
+        c12, lth = records(path, "c12"), records(path, "lth")
+        for sparsity in (0.8, 0.95):
+            keys = [k for k in c12 if k[1] == sparsity]
+            gap = 100 * sum(c12[k]["test"]["accuracy"] - lth[k]["test"]["accuracy"] for k in keys) / len(keys)
+            print(f"{name}: C12 − LTH mean test accuracy at {sparsity:g}: {gap:+.2f} points")
 
 
 if __name__ == "__main__":

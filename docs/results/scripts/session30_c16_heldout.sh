@@ -4,6 +4,7 @@
 # for synthetic and CIFAR-10-LT), so that every candidate's test metrics are in a workdir. Each re-run must reproduce
 # its kept record (checked by session30_heldout.py; a set that does not is void; Young changes none). Workdirs /work/runs/s30_ho_<SET>_<SP>.
 # usage: session30_c16_heldout.sh run | export
+# C12's rule pinned (session 30): the default since session 30 is C16's, and these runs are C12's.
 set -e
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
@@ -13,7 +14,7 @@ run() {  # SET SEEDS SPARSITY
   local BASE; BASE=$(set_command "$1")
   echo "== $1 seeds $2 sparsity $3 $(git rev-parse --short HEAD) $(date -u +%T)"
   python -m ${BASE/--config.seeds=0,1,2,3,4 --config.sparsities=0.8,0.95/--config.seeds=$2 --config.sparsities=$3} \
-    --workdir /work/runs/s30_ho_$1_${3#0.} --config.methods=dense,ballot 2>&1 | grep "\[experiments\]" | tail -2
+    --workdir /work/runs/s30_ho_$1_${3#0.} --config.methods=dense,ballot --config.ballot.mu_rule=strongest 2>&1 | grep "\[experiments\]" | tail -2
   echo "== done $(date -u +%T)"
 }
 case $1 in
