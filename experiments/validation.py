@@ -150,6 +150,12 @@ def _ballot_problems(
             bad(field, "an integer >= 1")
     if options.get("per_group_batch", 0) >= 1 and options["per_group_batch"] % devices:
         bad("per_group_batch", f"a multiple of the number of devices ({devices})")
+    if "distill" in options and not options["distill"] >= 0:
+        bad("distill", "a number >= 0 (0: no distillation)")
+    elif options.get("distill", 0) > 0 and options.get("refine") == "polish":
+        bad("distill", "0 when refine is 'polish' (a polish phase has no dense teacher), or refine='retrain'")
+    if "distill_temperature" in options and not options["distill_temperature"] > 0:
+        bad("distill_temperature", "a number > 0")
     if "disparity_temperature" in options and not options["disparity_temperature"] > 0:
         bad("disparity_temperature", "a number > 0")
     if "disparity_decay" in options and not 0 < options["disparity_decay"] <= 1:

@@ -18,7 +18,8 @@ from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import OnStep, Task, Trainer, TrainConfig, init_state, reset_optimizer, set_mask
 from ballot_jax.engine.phases import describe, final_record, finished_phase, saved_item, train_phase
 from ballot_jax.engine.progress import log
-from ballot_jax.engine.steps import Objective, TrainState
+from ballot_jax.distillation import TEACHER_KEY
+from ballot_jax.engine.steps import Objective, TrainState, make_logits, predict_split
 from ballot_jax.masks import Prunable, default_prunable
 from ballot_jax.pruning import prune_to_count
 
@@ -47,6 +48,20 @@ class LevelPlan:
     retrain: TrainConfig | None = None
     retrain_objective: Objective | None = None  # the loss of levels >= 1 (default: the trainer's)
     observe: Observer | None = None  # hooks into the training that precedes each pruning step
+    # per-example training fields of levels >= 1, from the dense phase's final state (e.g. ``teacher_logits``:
+    # the dense model's logits, for a distilled objective); their batches carry them (``Trainer.extra``)
+    retrain_extra: Callable[[TrainState], dict] | None = None
+
+
+def teacher_logits(task: Task) -> Callable[[TrainState], dict]:
+    """``fields(state) -> {TEACHER_KEY: logits}``: ``state``'s model's eval-mode logits of every training
+    example, float32 [N, C] (a ``LevelPlan.retrain_extra`` for ``ballot_jax.distillation``)."""
+    logits = make_logits(task.model)
+
+    def fields(state: TrainState) -> dict:
+        return {TEACHER_KEY: predict_split(logits, state.params, state.model_state, task.data.train.x, task.mesh)}
+
+    return fields
 
 
 def run_levels(
@@ -94,6 +109,10 @@ def run_levels(
     )
     records.append(record)
     rewind_state = checkpoints.load_item(rewind_path, fresh)
+    level_trainer = trainer
+    unfinished = any(not (level_dir(workdir, r) / "record.json").exists() for r in range(1, len(plan.keep_counts) + 1))
+    if plan.retrain_extra is not None and unfinished:  # finished levels load; they need no fields
+        level_trainer = trainer.with_extra(plan.retrain_extra(state))
 
     for level, keep in enumerate(plan.keep_counts, start=1):
         d = level_dir(workdir, level)
@@ -107,7 +126,7 @@ def run_levels(
         else:
             start = reset_optimizer(state, retrain, mask)
         state, record = _run_phase(
-            trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + LEVEL_SEED_STRIDE * level,
+            level_trainer, start, retrain, retrain.steps, d, data_seed=retrain.seed + LEVEL_SEED_STRIDE * level,
             desc=f"{name} level {level}", level=level, objective=plan.retrain_objective,
             on_step=observer(level + 1, d),
         )

@@ -9,10 +9,11 @@ loop over phases is ``engine.levels``.
 from __future__ import annotations
 
 import collections
+import copy
 import dataclasses
 import functools
 import pathlib
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -175,11 +176,29 @@ def shared_step(task: Task, make_tx: Callable, config: TrainConfig, objective: O
     return step
 
 
+def _checked_extra(extra: Mapping[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+    """``extra`` as NumPy arrays, each with one row per training example; its names must not shadow
+    the batch's own fields."""
+    out = {}
+    for name, values in extra.items():
+        if name in ("x", "y", "group"):
+            raise ValueError(f"Trainer extra field {name!r} would replace the batch's own {name!r}: rename it")
+        values = np.asarray(values)
+        if values.ndim == 0 or len(values) != rows:
+            raise ValueError(f"Trainer extra field {name!r} must have one row per training example ({rows}), "
+                             f"got shape {values.shape}")
+        out[name] = values
+    return out
+
+
 class Trainer:
     """Runs training phases for one task; its steps come from :func:`shared_step` (one compilation
     per (config, objective) in the whole process, shared with every other Trainer of the task).
 
     ``make_tx(config)`` builds the (unmasked) optimizer of the steps: the engine's by default.
+    ``extra`` maps field names to per-example arrays aligned with the training split's rows (e.g. a
+    teacher's logits, ``ballot_jax.distillation``): every batch carries them beside ``x``, ``y`` and
+    ``group``, so an objective can read them.
     """
 
     def __init__(
@@ -187,12 +206,28 @@ class Trainer:
         task: Task,
         objective: Objective = mean_cross_entropy,
         make_tx: Callable[[TrainConfig], optax.GradientTransformation] = make_optimizer,
+        extra: Mapping[str, np.ndarray] | None = None,
     ):
         self.task = task
         self.objective = objective
         self.make_tx = make_tx
         self._group_members: list[np.ndarray] | None = None
         self.predict = make_predict(task.model)
+        self.extra = _checked_extra(extra or {}, len(task.data.train.y))
+        self._device_extra: tuple[Any, dict[str, jax.Array]] | None = None
+
+    def with_extra(self, extra: Mapping[str, np.ndarray]) -> "Trainer":
+        """A copy of this trainer whose batches also carry ``extra`` (per-example training fields)."""
+        trainer = copy.copy(self)
+        trainer.extra = _checked_extra(extra, len(self.task.data.train.y))
+        trainer._device_extra = None
+        return trainer
+
+    def _extra_on(self, mesh) -> dict[str, jax.Array]:
+        """``extra`` replicated on ``mesh`` (placed once per trainer)."""
+        if self._device_extra is None or self._device_extra[0] is not mesh:
+            self._device_extra = (mesh, replicate(self.extra, mesh))
+        return self._device_extra[1]
 
     def step_fn(self, config: TrainConfig, objective: Objective | None = None) -> Callable:
         return shared_step(self.task, self.make_tx, config, objective or self.objective)
@@ -210,7 +245,7 @@ class Trainer:
     def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
         """Global batch for ``step`` (host arrays): the rows of :meth:`batch_indices`."""
         train, idx = self.task.data.train, self.batch_indices(config, step, data_seed)
-        return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx]}
+        return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx], **{k: v[idx] for k, v in self.extra.items()}}
 
     def stepped(self, state: Any) -> Any:
         """The part of ``state`` the compiled step reads and writes (all of it here). A subclass whose
@@ -260,6 +295,8 @@ class Trainer:
         step_fn = self.step_fn(config, objective)
         mesh = self.task.mesh
         data = device_train_data(self.task.data.train, mesh)
+        if data is not None and self.extra:
+            data = {**data, **self._extra_on(mesh)}
         gathered = gathering(step_fn, mesh) if data is not None else None  # the step that gathers its batch
         # one process: the host indices go straight into the jitted call (its dispatch places them)
         place_indices = (lambda idx: idx) if jax.process_count() == 1 else (lambda idx: put_batch(idx, mesh))

@@ -11,6 +11,7 @@ plain data parallelism, no SyncBN) and the running averages are averaged across 
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -206,9 +207,22 @@ def make_predict(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Arra
     return jax.jit(predict)
 
 
+@functools.lru_cache(maxsize=32)
+def make_logits(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Array]:
+    """``logits(params, model_state, x) -> float32 logits [B, C]`` (eval mode), jitted; one per model
+    in the process. ``predict_split`` batches it over a split like ``make_predict``'s labels."""
+
+    def logits(params, model_state, x):
+        out, _ = model.apply(params, model_state, x, False, jax.random.PRNGKey(0))
+        return out.astype(jnp.float32)
+
+    return jax.jit(logits)
+
+
 def predict_split(predict, params, model_state, x: np.ndarray, mesh: Mesh, batch_size: int = 512) -> np.ndarray:
-    """Predicted labels for every row of ``x`` (host NumPy, or a tuple of row-aligned arrays that
-    ``predict`` gets batched as a tuple), batched and padded to the mesh."""
+    """``predict``'s output (labels, or logits with ``make_logits``) for every row of ``x`` (host
+    NumPy, or a tuple of row-aligned arrays that ``predict`` gets batched as a tuple), batched and
+    padded to the mesh."""
     n_dev = mesh.devices.size
     batch_size = max(n_dev, batch_size - batch_size % n_dev)
     check_divisible(batch_size, mesh, "eval batch size")

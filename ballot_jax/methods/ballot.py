@@ -43,7 +43,8 @@ import pathlib
 import numpy as np
 
 from ballot_jax import ballot
-from ballot_jax.engine.levels import LevelPlan, continue_phase, level_dir, run_levels
+from ballot_jax.distillation import distilled
+from ballot_jax.engine.levels import LevelPlan, continue_phase, level_dir, run_levels, teacher_logits
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
 from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss, mean_cross_entropy
@@ -146,6 +147,11 @@ class Ballot:
     # how a μ > 0 candidate is trained: "retrain" (every level with CE + μ · D, the default) | "polish"
     # (the μ = 0 candidate's final ticket + one fine-tuning phase with CE + μ · D, ``polish_config``)
     refine: str = "retrain"
+    # κ (session 31, ours; C17, docs/results/scripts/session31_preregistration.md): every level of refined
+    # training also distils the dense model, + κ · T² · KL(softmax(dense / T) ‖ softmax(logits / T)) with the dense
+    # phase's eval-mode logits of each training example (``ballot_jax.distillation``); 0: off
+    distill: float = 0.0
+    distill_temperature: float = 2.0  # T of ``distill``
     name: str = "ballot"
 
     def polish_config(self, config: TrainConfig) -> TrainConfig:
@@ -252,6 +258,13 @@ class Ballot:
         if self.refine == "polish" and self.disparity_weights[:1] != (0.0,):
             raise ValueError("Ballot.refine='polish' fine-tunes the μ = 0 candidate: disparity_weights must start "
                              f"with 0 (e.g. (0.0, 0.3, 1.0, 3.0)), got {self.disparity_weights!r}")
+        if self.distill < 0:
+            raise ValueError(f"Ballot.distill must be >= 0 (0: no distillation), got {self.distill}")
+        if not self.distill_temperature > 0:
+            raise ValueError(f"Ballot.distill_temperature must be > 0, got {self.distill_temperature}")
+        if self.distill and self.refine == "polish":
+            raise ValueError("Ballot.distill needs refine='retrain' (a polish phase has no dense teacher): "
+                             "set refine='retrain' or distill=0")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
@@ -265,7 +278,7 @@ class Ballot:
         retrain = self.retrain_config(config, len(iterative))
         if not self.disparity_weights:
             levels = self._run_levels(task, config, retrain, keep_counts, self.disparity_weight, workdir, dense_dir)
-            return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection)
+            return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection, **self._distill_fields())
         return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
 
     def _choose_mode(self, task, config, sparsity, workdir, dense_dir) -> Record:
@@ -326,13 +339,19 @@ class Ballot:
         observe, score_fn = None, self.score_fn(task, config)
         if self.selection == "vote":
             observe, score_fn = voting(self, task, config, retrain, keep_counts, workdir, trainer, watched_dense)
+        objective = distilled(self.retrain_objective(info.num_groups, info.num_classes, weight), self.distill,
+                              self.distill_temperature)
         plan = LevelPlan(
-            keep_counts, rewind=self.rewind, retrain=retrain,
-            retrain_objective=self.retrain_objective(info.num_groups, info.num_classes, weight), observe=observe,
+            keep_counts, rewind=self.rewind, retrain=retrain, retrain_objective=objective, observe=observe,
+            retrain_extra=teacher_logits(task) if self.distill else None,
         )
         return run_levels(
             task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir or watched_dense, trainer=trainer
         )
+
+    def _distill_fields(self) -> dict:
+        """The record's distillation fields (none without distillation: the records of before session 31)."""
+        return {"distill": self.distill, "distill_temperature": self.distill_temperature} if self.distill else {}
 
     def _disparities(self, task: Task) -> tuple[str, ...]:
         """``disparity`` and those of ``disparity_alternatives`` that are another objective on this
@@ -402,7 +421,7 @@ class Ballot:
         # every phase a candidate trained itself and the chosen candidate's path does not hold is the cost
         path = {id(r) for r in levels}
         search_time = sum(r["train_time_s"] for lv in own.values() for r in lv if id(r) not in path)
-        extra = {}
+        extra = self._distill_fields()
         if self.epsilon_floor != "none":  # with "none" the records are those of before session 17
             extra["epsilon_floor"], extra["epsilon_effective"] = self.epsilon_floor, epsilon[disparity]
         if self.disparity_alternatives:

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Session 31: C17, the refined training distils the dense model (session31_preregistration.md), on a development set.
+# usage: session31_c17.sh SET run      dense + C17 (--config.ballot.distill=1), resumable workdirs
+#                                      /work/runs/s31_c17_<SET>_{80,95}, one per sparsity, side by side
+#        session31_c17.sh SET check    the reproduction check: each workdir's dense records equal the comparison's
+#                                      (prints no C17 figure)
+#        session31_c17.sh SET report   records docs/results/records/session31_c17_<SET>.json and every candidate in
+#                                      session31_c17_<SET>_candidates.json
+# SET: cifar10 | bignose | wavy | blond | digits_lt10 (held-out sets need AFTER_DECISION=1). CelebA sets run seeds 0-9.
+set -e
+cd "$(dirname "$0")/../../.."
+source .venv/bin/activate
+source docs/results/scripts/set_command.sh
+SET=$1; check_set "$SET"
+BASE=$(set_command "$SET")
+case $SET in blond|wavy|bignose|young|smiling|attractive|male) BASE=${BASE/--config.seeds=0,1,2,3,4/--config.seeds=0,1,2,3,4,5,6,7,8,9};; esac
+R=docs/results/records
+case $2 in
+  run)
+    for SP in 80 95; do
+      ( echo "== $SET 0.$SP $(git rev-parse --short HEAD) $(date -u +%T)"
+        python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s31_c17_${SET}_$SP \
+          --config.methods=dense,ballot --config.ballot.distill=1 2>&1 | grep "\[experiments\]" | tail -2
+        echo "== done $(date -u +%T)" ) > /work/runs/s31_c17_${SET}_$SP.log 2>&1 &
+    done
+    wait;;
+  check)
+    python3 - "$SET" <<'PY'
+import glob, json, sys
+name = sys.argv[1]
+files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
+         "wavy": glob.glob("docs/results/records/session25_wavy*.json"),
+         "bignose": ["docs/results/records/session29_Big_Nose.json"],
+         "cifar10": glob.glob("/work/runs/s29_dev_cifar10_*/results.json"),
+         "digits_lt10": ["/work/runs/s31_digits_lt10/results.json"]}[name]
+kept = {r["seed"]: r["test"] for f in files for r in json.load(open(f))["records"] if r["method"] == "dense"}
+bad = total = 0
+for f in glob.glob(f"/work/runs/s31_c17_{name}_*/results.json"):
+    for r in json.load(open(f))["records"]:
+        if r["method"] == "dense":
+            total += 1
+            if kept.get(r["seed"]) != r["test"]:
+                bad += 1
+                print(f"{f}: seed {r['seed']}: the dense record differs from the comparison's")
+print(f"{name}: {total - bad} of {total} dense records equal the comparison's ({len(kept)} kept)"
+      + ("" if not bad else ": VOID"))
+PY
+    ;;
+  report)
+    RUNS=()
+    for W in /work/runs/s31_c17_${SET}_*/; do RUNS+=(--run c17=${W%/}:ballot); done
+    python -m experiments.compare "${RUNS[@]}" --export $R/session31_c17_$SET.json > /dev/null
+    python3 docs/results/scripts/session29_export_candidates.py $R/session31_c17_${SET}_candidates.json \
+      "/work/runs/s31_c17_${SET}_*";;
+  *) echo "usage: session31_c17.sh SET run | check | report" >&2; exit 2;;
+esac
