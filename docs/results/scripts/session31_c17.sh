@@ -31,8 +31,8 @@ name = sys.argv[1]
 files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
          "wavy": glob.glob("docs/results/records/session25_wavy*.json"),
          "bignose": ["docs/results/records/session29_Big_Nose.json"],
-         "cifar10": glob.glob("/work/runs/s29_dev_cifar10_*/results.json"),
-         "digits_lt10": ["/work/runs/s31_digits_lt10/results.json"]}[name]
+         "cifar10": ["docs/results/records/session31_cifar10_dense.json"],  # the dense of s29_dev_cifar10_{80,95}
+         "digits_lt10": ["docs/results/records/session31_digits_lt10.json"]}[name]
 kept = {r["seed"]: r["test"] for f in files for r in json.load(open(f))["records"] if r["method"] == "dense"}
 bad = total = 0
 for f in glob.glob(f"/work/runs/s31_c17_{name}_*/results.json"):
@@ -48,7 +48,7 @@ PY
     ;;
   report)
     RUNS=()
-    for W in /work/runs/s31_c17_${SET}_*/; do RUNS+=(--run c17=${W%/}:ballot); done
+    for W in /work/runs/s31_c17_${SET}_*/; do RUNS+=(--run c17=${W%/}:ballot --run dense=${W%/}:dense); done
     python -m experiments.compare "${RUNS[@]}" --export $R/session31_c17_$SET.json > /dev/null
     python3 docs/results/scripts/session29_export_candidates.py $R/session31_c17_${SET}_candidates.json \
       "/work/runs/s31_c17_${SET}_*";;

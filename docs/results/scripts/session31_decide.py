@@ -1,0 +1,115 @@
+"""Session 31's pre-registered decision of C17 (docs/results/scripts/session31_preregistration.md): the refined training
+distils the dense model (`Ballot(distill=1.0)`), against today's default C16.
+
+Per development set: the reproduction check (C17's dense records, exported with its runs, equal the comparison's dense
+records seed by seed; a set that fails is void), then C17 − C16 per row (``session11_decide.judge``: criteria (b)-(d)
+as failures) and each one's bar cells against LTH and Magnitude Pruning; adopt iff (a) C17's cells > C16's and no
+failure, every set read. Reported, deciding nothing: "distillation alone" (C17's μ = 0 candidate in the mode its run
+chose) against LTH and Magnitude Pruning, and C17's training time against C16's.
+
+digits-LT10 is read from its re-creation on this machine (session31_digits_lt10.json): its C16 records are the
+re-created C12 records once the library's "strongest_prefix" rule is checked to give each one's μ (written to
+session31_c16_digits_lt10.json).
+
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [SET ...]
+"""
+import glob
+import json
+import pathlib
+import statistics
+import sys
+
+from ballot_jax.methods.ballot import choose_within_epsilon
+from experiments import compare, reports
+from session11_decide import judge
+from session14_decide import met_cells
+
+R = pathlib.Path("docs/results/records")
+SETS = {  # name: (the comparison's files holding dense, LTH and Magnitude Pruning, C16's records)
+    "cifar10": ([R / "session29_cifar10.json", R / "session31_cifar10_dense.json"], R / "session29_c16_cifar10.json"),
+    "bignose": ([R / "session29_Big_Nose.json"], R / "session29_c16_big_nose.json"),
+    "wavy": (sorted(pathlib.Path(p) for p in glob.glob(f"{R}/session25_wavy*.json")), R / "session29_c16_wavy.json"),
+    "blond": (sorted(pathlib.Path(p) for p in glob.glob(f"{R}/session25_blond*.json")), R / "session29_c16_blond.json"),
+    "digits_lt10": ([R / "session31_digits_lt10.json"], R / "session31_c16_digits_lt10.json"),
+}
+
+
+def records(path: pathlib.Path, method: str) -> list:
+    return [r for r in json.load(open(path))["records"] if r["method"] == method]
+
+
+def digits_c16() -> None:
+    """C16's digits-LT10 records: the re-created C12 runs, each checked to be C16's choice too."""
+    out = []
+    for r in records(R / "session31_digits_lt10.json", "c12"):
+        val = {float(k): v for k, v in r["search"].items()}
+        if choose_within_epsilon(val, val[0.0]["accuracy"], r["epsilon_effective"], "strongest_prefix") != r["disparity_weight"]:
+            raise SystemExit(f"digits_lt10: C16 changes seed {r['seed']} {r['target_sparsity']}: its candidates are needed")
+        out.append({**r, "method": "c16"})
+    (R / "session31_c16_digits_lt10.json").write_text(json.dumps({"records": out}) + "\n")
+
+
+def reproduced(name: str, files: list, c17: pathlib.Path) -> bool:
+    kept = {r["seed"]: r["test"] for f in files for r in records(f, "dense")}
+    ours = records(c17, "dense")
+    bad = [r["seed"] for r in ours if kept.get(r["seed"]) != r["test"]]
+    print(f"== {name}: reproduction check: {len(ours) - len(bad)} of {len(ours)} dense records equal the comparison's"
+          + (f"; VOID (seeds {sorted(set(bad))})" if bad else ""))
+    return not bad
+
+
+def cells(files: list, source: str) -> int:
+    recs = compare.collect([f"{k}={f}:{k}" for k in ("lth", "magnitude") for f in files] + [f"ballot={source}"])
+    return met_cells(reports.paired_comparisons(recs, against=["ballot"]))
+
+
+def distillation_alone(name: str, files: list, c17: pathlib.Path) -> None:
+    """C17's μ = 0 candidate in the mode each run chose, against LTH and Magnitude Pruning (bar rows)."""
+    cands = {(c["seed"], c["target_sparsity"], c["mode"], c["mu"]): c
+             for c in json.load(open(R / f"{c17.stem}_candidates.json"))["candidates"]}
+    alone = [{**r, "method": "ballot", **{k: cands[(r["seed"], r["target_sparsity"], r["mode"], "0")][k] for k in ("val", "test")}}
+             for r in records(c17, "c17")]
+    base = [r for f in files for r in json.load(open(f))["records"] if r["method"] in ("lth", "magnitude")]
+    paired = reports.paired_comparisons(base + alone, against=["ballot"])
+    for line in compare.bar_summary(paired, ["lth", "magnitude"]):
+        if line.startswith("| ballot"):
+            print(f"   distillation alone (C17 at mu = 0): {line}")
+
+
+def main() -> None:
+    names = sys.argv[1:] or list(SETS)
+    digits_c16()
+    better_rows, failures, void, missing = [], [], [], []
+    totals = {"c16": 0, "c17": 0}
+    for name in names:
+        files, c16 = SETS[name]
+        c17 = R / f"session31_c17_{name}.json"
+        if not c17.exists():
+            print(f"== {name}: no C17 records yet ({c17})")
+            missing.append(name)
+            continue
+        if not reproduced(name, files, c17):
+            void.append(name)
+            continue
+        judge(name, compare.collect([f"lth={f}:lth" for f in files] + [f"default={c16}:c16", f"c17={c17}:c17"]),
+              "c17", better_rows, failures)
+        n = {"c16": cells(files, f"{c16}:c16"), "c17": cells(files, f"{c17}:c17")}
+        time = {k: statistics.mean(r["train_time_s"] for r in records(p, k)) for k, p in (("c16", c16), ("c17", c17))}
+        print(f"   bar cells: c16 {n['c16']}, c17 {n['c17']} of 4; mean training time (s): c16 {time['c16']:.0f}, "
+              f"c17 {time['c17']:.0f}")
+        distillation_alone(name, files, c17)
+        for k in totals:
+            totals[k] += n[k]
+    read = len(names) - len(void) - len(missing)
+    print(f"(a) development bar cells: c17 {totals['c17']}, c16 {totals['c16']} (of {4 * read} read)")
+    print(f"(b)-(d) failures: {failures or 'none'}; rows significantly fairer than C16 (reported): {better_rows or 'none'}")
+    passed = totals["c17"] > totals["c16"] and not failures
+    if (void or missing) and not failures:  # a failure decides; a pass needs every set
+        print(f"VERDICT c17: UNDECIDED (void: {void or 'none'}; not run yet: {missing or 'none'}; on the sets read (a) "
+              f"{'holds' if totals['c17'] > totals['c16'] else 'does not hold'})")
+    else:
+        print(f"VERDICT c17: {'PASS' if passed else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
