@@ -1,13 +1,15 @@
 """Knowledge distillation from a teacher's logits carried in the batch (jit-able, Flax-free).
 
 The teacher's logits of every training example are computed once (e.g. the dense model's, before
-pruning: ``engine.levels.LevelPlan.teacher``) and travel with the batch under ``TEACHER_KEY``, so a
-distilled objective is an ordinary engine objective ``objective(logits, batch)``.
+pruning: ``engine.levels.teacher_logits`` as a ``LevelPlan.retrain_extra``) and travel with the batch
+under ``TEACHER_KEY`` (``Trainer(extra=...)``), so a distilled objective is an ordinary engine
+objective ``objective(logits, batch)``.
 """
 
 from __future__ import annotations
 
 import functools
+
 import jax
 import jax.numpy as jnp
 
