@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ballot_jax.distillation import TEACHER_KEY, distillation_loss, distilled
+from ballot_jax.distillation import TEACHER_KEY, TEACHER_WEIGHT_KEY, distillation_loss, distilled, group_anchor_weights
 from ballot_jax.engine import device_data
 from ballot_jax.engine.levels import LevelPlan, level_dir, run_levels, teacher_logits
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state
@@ -46,6 +46,21 @@ def test_the_loss_is_the_reference_kl(student, teacher, temperature):
     got = float(distillation_loss(jnp.asarray(student), jnp.asarray(teacher), temperature))
     assert got == pytest.approx(reference_loss(student, teacher, temperature), rel=1e-4, abs=1e-5)
     assert got >= -1e-6
+
+
+def test_weighted_examples_and_the_anchored_groups():
+    rng = np.random.default_rng(3)
+    student, teacher = rng.normal(size=(6, 3)).astype(np.float32), rng.normal(size=(6, 3)).astype(np.float32)
+    weights = np.array([1, 0, 1, 0, 0, 1], np.float32)
+    got = float(distillation_loss(jnp.asarray(student), jnp.asarray(teacher), 2.0, jnp.asarray(weights)))
+    kept = reference_loss(student[weights == 1], teacher[weights == 1], 2.0)
+    assert got == pytest.approx(kept * 3 / 6, rel=1e-5)  # a mean over the whole batch: zero weights count as zeros
+    assert float(distillation_loss(jnp.asarray(student), jnp.asarray(teacher), 2.0, jnp.zeros(6))) == 0.0
+    # groups at or above the mean of the measured groups' accuracies are anchored; an unmeasured (NaN) group is not
+    np.testing.assert_array_equal(group_anchor_weights([0.9, 0.7, 0.8, np.nan], np.array([0, 1, 2, 3, 0])),
+                                  [1, 0, 1, 0, 1])
+    with pytest.raises(ValueError, match="at least one measured"):
+        group_anchor_weights([np.nan], np.array([0]))
 
 
 def test_the_loss_vanishes_at_the_teacher_and_its_gradient_is_t_times_q_minus_p():
@@ -141,7 +156,7 @@ def test_ballot_distils_the_dense_model_in_every_level_and_resumes(tmp_path):
 
     # the teacher is the dense phase's final model: its logits of the training split
     dense, _ = finished_phase(level_dir(tmp_path / "kd" / "mu_0", 0), init_state(task, CFG))
-    fields = teacher_logits(task)(dense)
+    fields = teacher_logits(task)(dense, {})
     expected, _ = task.model.apply(dense.params, dense.model_state, jnp.asarray(task.data.train.x), False,
                                    jax.random.PRNGKey(0))
     np.testing.assert_allclose(fields[TEACHER_KEY], np.asarray(expected), atol=1e-6)
@@ -153,9 +168,9 @@ def test_ballot_distils_the_dense_model_in_every_level_and_resumes(tmp_path):
 def test_the_levels_get_the_fields_of_the_dense_phases_final_state(tmp_path):
     task, seen = _task(), []
 
-    def fields(state):
+    def fields(state, record):
         seen.append(state)
-        return teacher_logits(task)(state)
+        return teacher_logits(task)(state, record)
 
     plan = LevelPlan([64, 32], retrain=CFG, retrain_objective=distilled(mean_cross_entropy, 1.0, 2.0), retrain_extra=fields)
     run_levels(task, CFG, magnitude_score_fn, plan, tmp_path / "run")
@@ -166,6 +181,30 @@ def test_the_levels_get_the_fields_of_the_dense_phases_final_state(tmp_path):
     assert len(seen) == 1
 
 
+def test_the_ticket_teacher_anchors_the_mu_candidates_to_the_mu0_ticket(tmp_path):
+    task = _task()
+    c18 = dict(distill=1.0, distill_teacher="ticket", distill_groups="above_mean", epsilon=1.0)
+    record = Ballot(**ITERATIVE, **c18).run(task, CFG, 0.75, tmp_path / "c18")
+    plain = Ballot(**ITERATIVE, epsilon=1.0).run(task, CFG, 0.75, tmp_path / "plain")
+    assert record["search"]["0"] == plain["search"]["0"]  # the teacher itself is not distilled: LTH's ticket
+    assert record["search"]["1"] != plain["search"]["1"]
+    assert (record["distill_teacher"], record["distill_groups"]) == ("ticket", "above_mean")
+
+    # the fields the μ = 1 candidate trained with: the μ = 0 ticket's logits, its advantaged groups weighted 1
+    mu0, mu0_record = finished_phase(level_dir(tmp_path / "c18" / "mu_0", 2), init_state(task, CFG))
+    fields = Ballot(**ITERATIVE, **c18)._ticket_teacher(task, CFG, tmp_path / "c18" / "mu_0", 2)(None, None)
+    expected, _ = task.model.apply(mu0.params, mu0.model_state, jnp.asarray(task.data.train.x), False,
+                                   jax.random.PRNGKey(0))
+    np.testing.assert_allclose(fields[TEACHER_KEY], np.asarray(expected), atol=1e-6)
+    accuracy = mu0_record["val"]["per_group_accuracy"]
+    above = np.asarray(accuracy) >= np.mean(accuracy)
+    np.testing.assert_array_equal(fields[TEACHER_WEIGHT_KEY], above[task.data.train.group].astype(np.float32))
+    assert 0 < fields[TEACHER_WEIGHT_KEY].mean() < 1  # one group anchored, one left to the term
+
+    rerun = Ballot(**ITERATIVE, **c18).run(task, CFG, 0.75, tmp_path / "c18")
+    assert rerun["search"] == record["search"] and rerun["test"] == record["test"]
+
+
 def test_distill_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="distill must be >= 0"):
         Ballot(**ITERATIVE, distill=-1.0).run(_task(), CFG, 0.75, tmp_path / "a")
@@ -173,3 +212,10 @@ def test_distill_options_are_checked(tmp_path):
         Ballot(**ITERATIVE, distill=1.0, distill_temperature=0.0).run(_task(), CFG, 0.75, tmp_path / "b")
     with pytest.raises(ValueError, match="refine='retrain'"):
         Ballot(**ITERATIVE, distill=1.0, refine="polish").run(_task(), CFG, 0.75, tmp_path / "c")
+    with pytest.raises(ValueError, match="distill_teacher must be one of"):
+        Ballot(**ITERATIVE, distill=1.0, distill_teacher="lth").run(_task(), CFG, 0.75, tmp_path / "d")
+    with pytest.raises(ValueError, match="distill_groups must be one of"):
+        Ballot(**ITERATIVE, distill=1.0, distill_groups="worst").run(_task(), CFG, 0.75, tmp_path / "e")
+    with pytest.raises(ValueError, match="must start with 0"):
+        Ballot(**{**ITERATIVE, "disparity_weights": (0.3, 1.0)}, distill=1.0, distill_teacher="ticket").run(
+            _task(), CFG, 0.75, tmp_path / "f")

@@ -18,7 +18,7 @@ from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import OnStep, Task, Trainer, TrainConfig, init_state, reset_optimizer, set_mask
 from ballot_jax.engine.phases import describe, final_record, finished_phase, saved_item, train_phase
 from ballot_jax.engine.progress import log
-from ballot_jax.distillation import TEACHER_KEY
+from ballot_jax.distillation import TEACHER_KEY, TEACHER_WEIGHT_KEY, group_anchor_weights
 from ballot_jax.engine.steps import Objective, TrainState, make_logits, predict_split
 from ballot_jax.masks import Prunable, default_prunable
 from ballot_jax.pruning import prune_to_count
@@ -48,18 +48,24 @@ class LevelPlan:
     retrain: TrainConfig | None = None
     retrain_objective: Objective | None = None  # the loss of levels >= 1 (default: the trainer's)
     observe: Observer | None = None  # hooks into the training that precedes each pruning step
-    # per-example training fields of levels >= 1, from the dense phase's final state (e.g. ``teacher_logits``:
-    # the dense model's logits, for a distilled objective); their batches carry them (``Trainer.extra``)
-    retrain_extra: Callable[[TrainState], dict] | None = None
+    # per-example training fields of levels >= 1, ``retrain_extra(state, record)`` of the dense phase's final state and
+    # record (e.g. ``teacher_logits``: the dense model's logits, for a distilled objective); their batches carry them
+    # (``Trainer.extra``)
+    retrain_extra: Callable[[TrainState, dict], dict] | None = None
 
 
-def teacher_logits(task: Task) -> Callable[[TrainState], dict]:
-    """``fields(state) -> {TEACHER_KEY: logits}``: ``state``'s model's eval-mode logits of every training
-    example, float32 [N, C] (a ``LevelPlan.retrain_extra`` for ``ballot_jax.distillation``)."""
+def teacher_logits(task: Task, anchor_groups: bool = False) -> Callable[[TrainState, dict], dict]:
+    """``fields(state, record) -> {TEACHER_KEY: logits}``: ``state``'s model's eval-mode logits of every
+    training example, float32 [N, C] (a ``LevelPlan.retrain_extra`` for ``ballot_jax.distillation``);
+    with ``anchor_groups`` also ``TEACHER_WEIGHT_KEY``: 1 for the examples of the groups whose validation
+    accuracy in ``record`` (the teacher's) is at least the groups' mean, else 0 (``group_anchor_weights``)."""
     logits = make_logits(task.model)
 
-    def fields(state: TrainState) -> dict:
-        return {TEACHER_KEY: predict_split(logits, state.params, state.model_state, task.data.train.x, task.mesh)}
+    def fields(state: TrainState, record: dict) -> dict:
+        out = {TEACHER_KEY: predict_split(logits, state.params, state.model_state, task.data.train.x, task.mesh)}
+        if anchor_groups:
+            out[TEACHER_WEIGHT_KEY] = group_anchor_weights(record["val"]["per_group_accuracy"], task.data.train.group)
+        return out
 
     return fields
 
@@ -112,7 +118,7 @@ def run_levels(
     level_trainer = trainer
     unfinished = any(not (level_dir(workdir, r) / "record.json").exists() for r in range(1, len(plan.keep_counts) + 1))
     if plan.retrain_extra is not None and unfinished:  # finished levels load; they need no fields
-        level_trainer = trainer.with_extra(plan.retrain_extra(state))
+        level_trainer = trainer.with_extra(plan.retrain_extra(state, record))
 
     for level, keep in enumerate(plan.keep_counts, start=1):
         d = level_dir(workdir, level)

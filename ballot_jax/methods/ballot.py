@@ -45,7 +45,8 @@ import numpy as np
 from ballot_jax import ballot
 from ballot_jax.distillation import distilled
 from ballot_jax.engine.levels import LevelPlan, continue_phase, level_dir, run_levels, teacher_logits
-from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask
+from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask, init_state
+from ballot_jax.engine.phases import finished_phase
 from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss, mean_cross_entropy
 from ballot_jax.grads import mean_group_grads, sharded_group_grads
@@ -81,6 +82,8 @@ DISPARITIES = (*SURROGATES, "adversary")
 # disparity term, from the same selection as μ = 0) | "polish" (session 28: the μ = 0 candidate's final
 # ticket fine-tuned with the term for one more phase at its mask; ``Ballot.polish_config``)
 REFINES = ("retrain", "polish")
+DISTILL_TEACHERS = ("dense", "ticket")  # ``distill``'s teacher: the dense model (C17) | the μ = 0 ticket (C18)
+DISTILL_GROUPS = ("all", "above_mean")  # the examples ``distill`` reaches: all | the groups at or above the mean
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
@@ -152,6 +155,13 @@ class Ballot:
     # phase's eval-mode logits of each training example (``ballot_jax.distillation``); 0: off
     distill: float = 0.0
     distill_temperature: float = 2.0  # T of ``distill``
+    # the teacher of ``distill``: "dense" (C17: the dense phase's final model; every candidate distils it) | "ticket"
+    # (session 31's C18: the μ = 0 candidate's final ticket, distilled by the μ > 0 candidates only; needs a μ search
+    # starting at 0)
+    distill_teacher: str = "dense"
+    # which examples ``distill`` reaches: "all" | "above_mean" (those of the groups whose validation accuracy, the
+    # teacher's, is at least the groups' mean: the advantaged groups anchored, the others left to the term)
+    distill_groups: str = "all"
     name: str = "ballot"
 
     def polish_config(self, config: TrainConfig) -> TrainConfig:
@@ -265,6 +275,13 @@ class Ballot:
         if self.distill and self.refine == "polish":
             raise ValueError("Ballot.distill needs refine='retrain' (a polish phase has no dense teacher): "
                              "set refine='retrain' or distill=0")
+        if self.distill_teacher not in DISTILL_TEACHERS:
+            raise ValueError(f"Ballot.distill_teacher must be one of {DISTILL_TEACHERS}, got {self.distill_teacher!r}")
+        if self.distill_groups not in DISTILL_GROUPS:
+            raise ValueError(f"Ballot.distill_groups must be one of {DISTILL_GROUPS}, got {self.distill_groups!r}")
+        if self.distill and self.distill_teacher == "ticket" and self.disparity_weights[:1] != (0.0,):
+            raise ValueError("Ballot.distill_teacher='ticket' distils the μ = 0 candidate: disparity_weights must start "
+                             f"with 0 (e.g. (0.0, 0.3, 1.0, 3.0)), got {self.disparity_weights!r}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
@@ -333,17 +350,27 @@ class Ballot:
         """Whether this method reuses a given shared dense phase (the vote trains its own)."""
         return dense_dir is not None and self.selection != "vote"
 
-    def _run_levels(self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None):
+    def _run_levels(
+        self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None, ticket=None
+    ):
+        """One candidate's levels. ``ticket``: the teacher's fields of ``distill_teacher="ticket"`` (a
+        ``LevelPlan.retrain_extra``), given to the μ > 0 candidates only."""
         info = task.data.info
         trainer = Trainer(task)
         observe, score_fn = None, self.score_fn(task, config)
         if self.selection == "vote":
             observe, score_fn = voting(self, task, config, retrain, keep_counts, workdir, trainer, watched_dense)
-        objective = distilled(self.retrain_objective(info.num_groups, info.num_classes, weight), self.distill,
-                              self.distill_temperature)
+        objective = self.retrain_objective(info.num_groups, info.num_classes, weight)
+        extra = None
+        if self.distill and self.distill_teacher == "dense":
+            extra = teacher_logits(task, anchor_groups=self.distill_groups == "above_mean")
+        elif self.distill and ticket is not None:
+            extra = ticket
+        if extra is not None:
+            objective = distilled(objective, self.distill, self.distill_temperature)
         plan = LevelPlan(
             keep_counts, rewind=self.rewind, retrain=retrain, retrain_objective=objective, observe=observe,
-            retrain_extra=teacher_logits(task) if self.distill else None,
+            retrain_extra=extra,
         )
         return run_levels(
             task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir or watched_dense, trainer=trainer
@@ -351,7 +378,27 @@ class Ballot:
 
     def _distill_fields(self) -> dict:
         """The record's distillation fields (none without distillation: the records of before session 31)."""
-        return {"distill": self.distill, "distill_temperature": self.distill_temperature} if self.distill else {}
+        if not self.distill:
+            return {}
+        return {"distill": self.distill, "distill_temperature": self.distill_temperature,
+                "distill_teacher": self.distill_teacher, "distill_groups": self.distill_groups}
+
+    def _ticket_teacher(self, task, retrain, candidate_workdir, levels: int):
+        """``distill_teacher="ticket"``: a ``LevelPlan.retrain_extra`` giving the fields of the finished μ = 0
+        candidate in ``candidate_workdir`` (its last level's final state and record), computed when first asked."""
+        fields = teacher_logits(task, anchor_groups=self.distill_groups == "above_mean")
+        cache = {}
+
+        def extra(state, record):
+            del state, record  # the dense phase's: this teacher is the μ = 0 ticket
+            if not cache:
+                found = finished_phase(level_dir(candidate_workdir, levels), init_state(task, retrain))
+                if found is None:
+                    raise ValueError(f"distill_teacher='ticket': the μ = 0 candidate in {candidate_workdir} has not finished")
+                cache["fields"] = fields(*found)
+            return cache["fields"]
+
+        return extra
 
     def _disparities(self, task: Task) -> tuple[str, ...]:
         """``disparity`` and those of ``disparity_alternatives`` that are another objective on this
@@ -400,9 +447,12 @@ class Ballot:
                     runs[(d, weight)], own[(d, weight)] = [*start, record], [record]
                     continue
                 shared = None if not runs else (dense_dir or level_dir(workdir / candidate_dir(units[0], first), 0))
+                ticket = None
+                if self.distill and self.distill_teacher == "ticket" and weight != first:
+                    ticket = self._ticket_teacher(task, retrain, workdir / candidate_dir(*key(d, first)), last)
                 runs[(d, weight)] = variant._run_levels(
                     task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
-                    dense_dir=dense_dir if not runs else None, watched_dense=shared,
+                    dense_dir=dense_dir if not runs else None, watched_dense=shared, ticket=ticket,
                 )
                 own[(d, weight)] = runs[(d, weight)][1:]
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}

@@ -7,7 +7,15 @@
 #        session31_c17.sh SET report   records docs/results/records/session31_c17_<SET>.json and every candidate in
 #                                      session31_c17_<SET>_candidates.json
 # SET: cifar10 | bignose | wavy | blond | digits_lt10 (held-out sets need AFTER_DECISION=1). CelebA sets run seeds 0-9.
+# VARIANT=c18 (session31_c18_preregistration.md): the μ > 0 candidates distil the μ = 0 ticket on its advantaged groups
+# only (--config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean); names s31_c18_*, session31_c18_*.
 set -e
+VARIANT=${VARIANT:-c17}
+case $VARIANT in
+  c17) FLAGS="--config.ballot.distill=1";;
+  c18) FLAGS="--config.ballot.distill=1 --config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean";;
+  *) echo "unknown VARIANT $VARIANT (c17 | c18)" >&2; exit 2;;
+esac
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
 source docs/results/scripts/set_command.sh
@@ -19,15 +27,15 @@ case $2 in
   run)
     for SP in 80 95; do
       ( echo "== $SET 0.$SP $(git rev-parse --short HEAD) $(date -u +%T)"
-        python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s31_c17_${SET}_$SP \
-          --config.methods=dense,ballot --config.ballot.distill=1 2>&1 | grep "\[experiments\]" | tail -2
-        echo "== done $(date -u +%T)" ) > /work/runs/s31_c17_${SET}_$SP.log 2>&1 &
+        python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s31_${VARIANT}_${SET}_$SP \
+          --config.methods=dense,ballot $FLAGS 2>&1 | grep "\[experiments\]" | tail -2
+        echo "== done $(date -u +%T)" ) > /work/runs/s31_${VARIANT}_${SET}_$SP.log 2>&1 &
     done
     wait;;
   check)
-    python3 - "$SET" <<'PY'
+    python3 - "$SET" "$VARIANT" <<'PY'
 import glob, json, sys
-name = sys.argv[1]
+name, variant = sys.argv[1:3]
 files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
          "wavy": glob.glob("docs/results/records/session25_wavy*.json"),
          "bignose": ["docs/results/records/session29_Big_Nose.json"],
@@ -35,7 +43,7 @@ files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
          "digits_lt10": ["docs/results/records/session31_digits_lt10.json"]}[name]
 kept = {r["seed"]: r["test"] for f in files for r in json.load(open(f))["records"] if r["method"] == "dense"}
 bad = total = 0
-for f in glob.glob(f"/work/runs/s31_c17_{name}_*/results.json"):
+for f in glob.glob(f"/work/runs/s31_{variant}_{name}_*/results.json"):
     for r in json.load(open(f))["records"]:
         if r["method"] == "dense":
             total += 1
@@ -48,9 +56,9 @@ PY
     ;;
   report)
     RUNS=()
-    for W in /work/runs/s31_c17_${SET}_*/; do RUNS+=(--run c17=${W%/}:ballot --run dense=${W%/}:dense); done
-    python -m experiments.compare "${RUNS[@]}" --export $R/session31_c17_$SET.json > /dev/null
-    python3 docs/results/scripts/session29_export_candidates.py $R/session31_c17_${SET}_candidates.json \
-      "/work/runs/s31_c17_${SET}_*";;
+    for W in /work/runs/s31_${VARIANT}_${SET}_*/; do RUNS+=(--run $VARIANT=${W%/}:ballot --run dense=${W%/}:dense); done
+    python -m experiments.compare "${RUNS[@]}" --export $R/session31_${VARIANT}_$SET.json > /dev/null
+    python3 docs/results/scripts/session29_export_candidates.py $R/session31_${VARIANT}_${SET}_candidates.json \
+      "/work/runs/s31_${VARIANT}_${SET}_*";;
   *) echo "usage: session31_c17.sh SET run | check | report" >&2; exit 2;;
 esac

@@ -11,7 +11,11 @@ digits-LT10 is read from its re-creation on this machine (session31_digits_lt10.
 re-created C12 records once the library's "strongest_prefix" rule is checked to give each one's μ (written to
 session31_c16_digits_lt10.json).
 
-    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [SET ...]
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [--variant c18] [SET ...]
+
+``--variant c18`` decides C18 (session31_c18_preregistration.md: the μ > 0 candidates distil the μ = 0 ticket on its
+advantaged groups) the same way, from session31_c18_<SET>.json; its reproduction check adds that every run's μ = 0
+candidate (C18 does not change it) has C16's record's μ = 0 validation accuracy and CWV.
 """
 import glob
 import json
@@ -52,12 +56,23 @@ def digits_c16() -> None:
 DENSE = {"cifar10": [R / "session31_cifar10_dense.json"]}  # the comparison's dense records kept apart from its files
 
 
-def reproduced(name: str, files: list, c17: pathlib.Path) -> bool:
+def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", c16: pathlib.Path | None = None) -> bool:
     kept = {r["seed"]: r["test"] for f in DENSE.get(name, files) for r in records(f, "dense")}
     ours = records(c17, "dense")
     bad = [r["seed"] for r in ours if kept.get(r["seed"]) != r["test"]]
     print(f"== {name}: reproduction check: {len(ours) - len(bad)} of {len(ours)} dense records equal the comparison's"
           + (f"; VOID (seeds {sorted(set(bad))})" if bad else ""))
+    if variant == "c18" and c16 is not None:  # C18 leaves the μ = 0 candidates and the mode choice as C16's
+        mine = {(r["seed"], r["target_sparsity"]): r for r in records(c17, variant)}
+        theirs, differ = records(c16, "c16"), []
+        for r in theirs:
+            m = mine.get((r["seed"], r["target_sparsity"]))
+            if m is None or m["mode"] != r["mode"] or any(
+                    abs(m["search"]["0"][k] - r["search"]["0"][k]) > 1e-7 for k in ("accuracy", "cwv")):
+                differ.append((r["seed"], r["target_sparsity"]))
+        print(f"   mu = 0 candidates and modes equal to C16's: {len(theirs) - len(differ)} of {len(theirs)}"
+              + (f"; VOID ({sorted(differ)})" if differ else ""))
+        bad += differ
     return not bad
 
 
@@ -80,38 +95,45 @@ def distillation_alone(name: str, files: list, c17: pathlib.Path) -> None:
 
 
 def main() -> None:
-    names = sys.argv[1:] or list(SETS)
+    args = sys.argv[1:]
+    variant = "c17"
+    if "--variant" in args:
+        at = args.index("--variant")
+        variant = args[at + 1]
+        del args[at:at + 2]
+    names = args or list(SETS)
     digits_c16()
     better_rows, failures, void, missing = [], [], [], []
-    totals = {"c16": 0, "c17": 0}
+    totals = {"c16": 0, variant: 0}
     for name in names:
         files, c16 = SETS[name]
-        c17 = R / f"session31_c17_{name}.json"
-        if not c17.exists():
-            print(f"== {name}: no C17 records yet ({c17})")
+        ours = R / f"session31_{variant}_{name}.json"
+        if not ours.exists():
+            print(f"== {name}: no {variant} records yet ({ours})")
             missing.append(name)
             continue
-        if not reproduced(name, files, c17):
+        if not reproduced(name, files, ours, variant, c16):
             void.append(name)
             continue
-        judge(name, compare.collect([f"lth={f}:lth" for f in files] + [f"default={c16}:c16", f"c17={c17}:c17"]),
-              "c17", better_rows, failures)
-        n = {"c16": cells(files, f"{c16}:c16"), "c17": cells(files, f"{c17}:c17")}
-        time = {k: statistics.mean(r["train_time_s"] for r in records(p, k)) for k, p in (("c16", c16), ("c17", c17))}
-        print(f"   bar cells: c16 {n['c16']}, c17 {n['c17']} of 4; mean training time (s): c16 {time['c16']:.0f}, "
-              f"c17 {time['c17']:.0f}")
-        distillation_alone(name, files, c17)
+        judge(name, compare.collect([f"lth={f}:lth" for f in files] + [f"default={c16}:c16", f"{variant}={ours}:{variant}"]),
+              variant, better_rows, failures)
+        n = {"c16": cells(files, f"{c16}:c16"), variant: cells(files, f"{ours}:{variant}")}
+        time = {k: statistics.mean(r["train_time_s"] for r in records(p, k)) for k, p in (("c16", c16), (variant, ours))}
+        print(f"   bar cells: c16 {n['c16']}, {variant} {n[variant]} of 4; mean training time (s, runs of different "
+              f"sessions and loads): c16 {time['c16']:.0f}, {variant} {time[variant]:.0f}")
+        if variant == "c17":  # C18's μ = 0 candidates are C16's
+            distillation_alone(name, files, ours)
         for k in totals:
             totals[k] += n[k]
     read = len(names) - len(void) - len(missing)
-    print(f"(a) development bar cells: c17 {totals['c17']}, c16 {totals['c16']} (of {4 * read} read)")
+    print(f"(a) development bar cells: {variant} {totals[variant]}, c16 {totals['c16']} (of {4 * read} read)")
     print(f"(b)-(d) failures: {failures or 'none'}; rows significantly fairer than C16 (reported): {better_rows or 'none'}")
-    passed = totals["c17"] > totals["c16"] and not failures
+    passed = totals[variant] > totals["c16"] and not failures
     if (void or missing) and not failures:  # a failure decides; a pass needs every set
-        print(f"VERDICT c17: UNDECIDED (void: {void or 'none'}; not run yet: {missing or 'none'}; on the sets read (a) "
-              f"{'holds' if totals['c17'] > totals['c16'] else 'does not hold'})")
+        print(f"VERDICT {variant}: UNDECIDED (void: {void or 'none'}; not run yet: {missing or 'none'}; on the sets read "
+              f"(a) {'holds' if totals[variant] > totals['c16'] else 'does not hold'})")
     else:
-        print(f"VERDICT c17: {'PASS' if passed else 'FAIL'}")
+        print(f"VERDICT {variant}: {'PASS' if passed else 'FAIL'}")
 
 
 if __name__ == "__main__":
