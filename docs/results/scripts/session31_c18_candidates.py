@@ -1,0 +1,36 @@
+"""Session 31: C18's candidates against C16's at the same μ (CIFAR-10, after C18's decision; nothing chosen). Each run
+keeps C16's mode (checked by the decision), so a μ > 0 candidate of C18 and C16's at the same μ differ only by the
+anchor term: mean C18 − C16 test accuracy (points) and CWV per μ and sparsity, and the levelling reading of
+session31_levelling.py for C18's candidates (the groups worst and best on validation at μ = 0).
+
+    python3 docs/results/scripts/session31_c18_candidates.py
+"""
+import json
+import statistics
+
+R = "docs/results/records"
+
+
+def load(path):
+    out = {}
+    for c in json.load(open(f"{R}/{path}"))["candidates"]:
+        out[(c["seed"], c["target_sparsity"], c["mode"], c["mu"])] = c
+    return out
+
+
+c16, c18 = load("session29_cifar10_candidates_all.json"), load("session31_c18_cifar10_candidates.json")
+for sparsity in (0.8, 0.95):
+    for mu in ("0.3", "1", "3"):
+        keys = [k for k in c18 if k[1] == sparsity and k[3] == mu and k in c16]
+        acc = [c18[k]["test"]["accuracy"] - c16[k]["test"]["accuracy"] for k in keys]
+        cwv = [c18[k]["test"]["cwv"] - c16[k]["test"]["cwv"] for k in keys]
+        worst, best = [], []
+        for k in keys:
+            zero = c18[(*k[:3], "0")]
+            val0 = zero["val"]["per_group_accuracy"]
+            lo, hi = min(range(len(val0)), key=val0.__getitem__), max(range(len(val0)), key=val0.__getitem__)
+            worst.append(c18[k]["test"]["per_group_accuracy"][lo] - zero["test"]["per_group_accuracy"][lo])
+            best.append(c18[k]["test"]["per_group_accuracy"][hi] - zero["test"]["per_group_accuracy"][hi])
+        print(f"{sparsity:.0%} mu {mu}: {len(keys)} runs; C18 - C16 accuracy {100 * statistics.mean(acc):+.2f} points, "
+              f"CWV {statistics.mean(cwv):+.5f}; C18 from its mu = 0: worst group {100 * statistics.mean(worst):+.2f}, "
+              f"best {100 * statistics.mean(best):+.2f}")
