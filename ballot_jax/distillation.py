@@ -55,8 +55,9 @@ def group_anchor_weights(per_group_accuracy, groups) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def distilled(objective, weight: float, temperature: float):
     """``objective`` + ``weight`` · ``distillation_loss(logits, batch[TEACHER_KEY], temperature,
-    batch[TEACHER_WEIGHT_KEY] if present)``: a plain objective or a ``StatefulObjective`` (its carry untouched). ``weight`` 0 returns ``objective``
-    itself (the batch then needs no teacher). Memoised, so the engine reuses its compiled step."""
+    batch[TEACHER_WEIGHT_KEY] if present)``: a plain objective or a ``StatefulObjective`` (its carry
+    untouched). ``weight`` 0 returns ``objective`` itself (the batch then needs no teacher). Memoised,
+    so the engine reuses its compiled step."""
     if weight < 0:
         raise ValueError(f"the distillation weight must be >= 0, got {weight}")
     if weight == 0:

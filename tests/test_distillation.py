@@ -160,6 +160,9 @@ def test_ballot_distils_the_dense_model_in_every_level_and_resumes(tmp_path):
     expected, _ = task.model.apply(dense.params, dense.model_state, jnp.asarray(task.data.train.x), False,
                                    jax.random.PRNGKey(0))
     np.testing.assert_allclose(fields[TEACHER_KEY], np.asarray(expected), atol=1e-6)
+    anchored = teacher_logits(task, anchor_groups=True)(dense, {"val": {"per_group_accuracy": [0.9, 0.5]}})
+    np.testing.assert_array_equal(anchored[TEACHER_WEIGHT_KEY], (task.data.train.group == 0).astype(np.float32))
+    np.testing.assert_array_equal(anchored[TEACHER_KEY], fields[TEACHER_KEY])
 
     rerun = Ballot(**ITERATIVE, distill=1.0, epsilon=1.0).run(task, CFG, 0.75, tmp_path / "kd")
     assert rerun["search"] == record["search"] and rerun["test"] == record["test"]

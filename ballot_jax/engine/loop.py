@@ -245,7 +245,8 @@ class Trainer:
     def batch(self, config: TrainConfig, step: int, data_seed: int) -> dict[str, Any]:
         """Global batch for ``step`` (host arrays): the rows of :meth:`batch_indices`."""
         train, idx = self.task.data.train, self.batch_indices(config, step, data_seed)
-        return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx], **{k: v[idx] for k, v in self.extra.items()}}
+        extra = {k: v[idx] for k, v in self.extra.items()}
+        return {"x": train.x[idx], "y": train.y[idx], "group": train.group[idx], **extra}
 
     def stepped(self, state: Any) -> Any:
         """The part of ``state`` the compiled step reads and writes (all of it here). A subclass whose
