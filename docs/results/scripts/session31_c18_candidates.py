@@ -1,7 +1,7 @@
 """Session 31: C18's candidates against C16's at the same μ (CIFAR-10, after C18's decision; nothing chosen). Each run
 keeps C16's mode (checked by the decision), so a μ > 0 candidate of C18 and C16's at the same μ differ only by the
 anchor term: mean C18 − C16 test accuracy (points) and CWV per μ and sparsity, and the levelling reading of
-session31_levelling.py for C18's candidates (the groups worst and best on validation at μ = 0).
+session31_levelling.py for both (test-accuracy change from μ = 0 of the groups worst and best on validation at μ = 0).
 
     python3 docs/results/scripts/session31_c18_candidates.py
 """
@@ -24,13 +24,16 @@ for sparsity in (0.8, 0.95):
         keys = [k for k in c18 if k[1] == sparsity and k[3] == mu and k in c16]
         acc = [c18[k]["test"]["accuracy"] - c16[k]["test"]["accuracy"] for k in keys]
         cwv = [c18[k]["test"]["cwv"] - c16[k]["test"]["cwv"] for k in keys]
-        worst, best = [], []
-        for k in keys:
-            zero = c18[(*k[:3], "0")]
-            val0 = zero["val"]["per_group_accuracy"]
-            lo, hi = min(range(len(val0)), key=val0.__getitem__), max(range(len(val0)), key=val0.__getitem__)
-            worst.append(c18[k]["test"]["per_group_accuracy"][lo] - zero["test"]["per_group_accuracy"][lo])
-            best.append(c18[k]["test"]["per_group_accuracy"][hi] - zero["test"]["per_group_accuracy"][hi])
+        moves = {}
+        for label, cands in (("C16", c16), ("C18", c18)):
+            worst, best = [], []
+            for k in keys:
+                zero = cands[(*k[:3], "0")]  # the same candidate in both (checked by the decision)
+                val0 = zero["val"]["per_group_accuracy"]
+                lo, hi = min(range(len(val0)), key=val0.__getitem__), max(range(len(val0)), key=val0.__getitem__)
+                worst.append(cands[k]["test"]["per_group_accuracy"][lo] - zero["test"]["per_group_accuracy"][lo])
+                best.append(cands[k]["test"]["per_group_accuracy"][hi] - zero["test"]["per_group_accuracy"][hi])
+            moves[label] = f"{100 * statistics.mean(worst):+.2f} / {100 * statistics.mean(best):+.2f}"
         print(f"{sparsity:.0%} mu {mu}: {len(keys)} runs; C18 - C16 accuracy {100 * statistics.mean(acc):+.2f} points, "
-              f"CWV {statistics.mean(cwv):+.5f}; C18 from its mu = 0: worst group {100 * statistics.mean(worst):+.2f}, "
-              f"best {100 * statistics.mean(best):+.2f}")
+              f"CWV {statistics.mean(cwv):+.5f}; from mu = 0, worst / best group on validation: C16 {moves['C16']}, "
+              f"C18 {moves['C18']}")
