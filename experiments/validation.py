@@ -157,7 +157,7 @@ def _ballot_problems(
     if "distill_temperature" in options and not options["distill_temperature"] > 0:
         bad("distill_temperature", "a number > 0")
     if (options.get("distill", 0) > 0 and options.get("distill_teacher") == "ticket"
-            and tuple(options.get("disparity_weights", ()))[:1] != (0.0,)):
+            and tuple(options.get("disparity_weights", Ballot.disparity_weights))[:1] != (0.0,)):
         bad("distill_teacher", "'dense', or disparity_weights starting with 0 (the 'ticket' teacher is the μ = 0 candidate)")
     if "disparity_temperature" in options and not options["disparity_temperature"] > 0:
         bad("disparity_temperature", "a number > 0")

@@ -208,6 +208,21 @@ def test_the_ticket_teacher_anchors_the_mu_candidates_to_the_mu0_ticket(tmp_path
     assert rerun["search"] == record["search"] and rerun["test"] == record["test"]
 
 
+def test_the_ticket_teacher_is_loaded_once_for_every_mu_candidate(tmp_path, monkeypatch):
+    from ballot_jax.methods import ballot as ballot_module
+
+    loads = []
+
+    def counting(directory, like, *args, **kwargs):
+        loads.append(directory)
+        return finished_phase(directory, like, *args, **kwargs)
+
+    monkeypatch.setattr(ballot_module, "finished_phase", counting)
+    grid = {**ITERATIVE, "disparity_weights": (0.0, 0.3, 1.0)}
+    Ballot(**grid, distill=1.0, distill_teacher="ticket", epsilon=1.0).run(_task(), CFG, 0.75, tmp_path)
+    assert loads == [level_dir(tmp_path / "mu_0", 2)]  # two μ > 0 candidates, one teacher
+
+
 def test_distill_options_are_checked(tmp_path):
     with pytest.raises(ValueError, match="distill must be >= 0"):
         Ballot(**ITERATIVE, distill=-1.0).run(_task(), CFG, 0.75, tmp_path / "a")

@@ -431,6 +431,7 @@ class Ballot:
 
         runs, own = {}, {}  # own: the phases a candidate trained itself (the rest of its levels are μ = 0's)
         polish, last = self.polish_config(config), len(keep_counts)
+        teachers = {}  # distill_teacher="ticket": the μ = 0 candidate's fields, by its workdir
         for d in units:
             variant = self if d == self.disparity else dataclasses.replace(self, disparity=d)
             for weight in self.disparity_weights:
@@ -449,7 +450,10 @@ class Ballot:
                 shared = None if not runs else (dense_dir or level_dir(workdir / candidate_dir(units[0], first), 0))
                 ticket = None
                 if self.distill and self.distill_teacher == "ticket" and weight != first:
-                    ticket = self._ticket_teacher(task, retrain, workdir / candidate_dir(*key(d, first)), last)
+                    teacher_dir = workdir / candidate_dir(*key(d, first))
+                    if teacher_dir not in teachers:  # one μ = 0 ticket, loaded and run once for all the μ > 0 candidates
+                        teachers[teacher_dir] = self._ticket_teacher(task, retrain, teacher_dir, last)
+                    ticket = teachers[teacher_dir]
                 runs[(d, weight)] = variant._run_levels(
                     task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
                     dense_dir=dense_dir if not runs else None, watched_dense=shared, ticket=ticket,
