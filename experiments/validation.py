@@ -123,7 +123,7 @@ def _ballot_problems(
     when a run reaches them): choices, batch counts and sizes, and with ``data`` the disparity's
     binary targets, balanced sampling against the groups, and groups absent from ``score_split``."""
     from ballot_jax.methods.adversary import ADVERSARY_BALANCES
-    from ballot_jax.methods.ballot import DISPARITIES, DISTILL_GROUPS, DISTILL_TEACHERS, EPSILON_FLOORS, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS, Ballot
+    from ballot_jax.methods.ballot import ADVERSARY_REACHES, DISPARITIES, DISTILL_GROUPS, DISTILL_TEACHERS, EPSILON_FLOORS, EPSILON_REFERENCES, MODE_RULES, MU_RULES, PRUNINGS, SELECTIONS, Ballot
     from ballot_jax.objectives import SOFT_WORST, SURROGATES, resolve_surrogate
     from ballot_jax.vote import VOTE_KINDS
 
@@ -136,7 +136,8 @@ def _ballot_problems(
                   "pruning": PRUNINGS, "selection": SELECTIONS, "rewind_selection": SELECTIONS,
                   "vote_kind": VOTE_KINDS, "mu_rule": MU_RULES, "mode_rule": MODE_RULES,
                   "epsilon_reference": EPSILON_REFERENCES, "adversary_balance": ADVERSARY_BALANCES,
-                  "epsilon_floor": EPSILON_FLOORS, "distill_teacher": DISTILL_TEACHERS, "distill_groups": DISTILL_GROUPS}
+                  "epsilon_floor": EPSILON_FLOORS, "distill_teacher": DISTILL_TEACHERS, "distill_groups": DISTILL_GROUPS,
+                  "adversary_reach": ADVERSARY_REACHES}
     for field, choices in choices_of.items():
         if field in options and options[field] not in choices:
             bad(field, "one of " + ", ".join(map(repr, choices)))
@@ -159,6 +160,12 @@ def _ballot_problems(
     if (options.get("distill", 0) > 0 and options.get("distill_teacher") == "ticket"
             and tuple(options.get("disparity_weights", Ballot.disparity_weights))[:1] != (0.0,)):
         bad("distill_teacher", "'dense', or disparity_weights starting with 0 (the 'ticket' teacher is the μ = 0 candidate)")
+    if options.get("adversary_reach", "all") == "below_mean" and (
+            options.get("disparity", Ballot.disparity) != "adversary" or alternatives
+            or tuple(options.get("disparity_weights", Ballot.disparity_weights))[:1] != (0.0,)
+            or options.get("refine", Ballot.refine) != "retrain" or options.get("distill", 0) > 0):
+        bad("adversary_reach", "'all', or disparity='adversary' with no disparity_alternatives, disparity_weights "
+            "starting with 0 (the groups are the μ = 0 candidate's), refine='retrain' and distill=0")
     if "disparity_temperature" in options and not options["disparity_temperature"] > 0:
         bad("disparity_temperature", "a number > 0")
     if "disparity_decay" in options and not 0 < options["disparity_decay"] <= 1:

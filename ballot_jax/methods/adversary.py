@@ -22,6 +22,9 @@ ADVERSARY_INPUTS = ("label_relative", "softmax_label", "logits_label")
 # how the adversary's cross-entropy averages a batch: "examples" (the authors': every example the
 # same) | "groups" (every group present the same: a rare group's examples weigh more)
 ADVERSARY_BALANCES = ("examples", "groups")
+# optional batch field of a one-sided ``adversarial_objective``: float [B], 1 where the term's gradient reaches the
+# example's logits, 0 where they enter the adversary's cross-entropy as constants (session 32, C19)
+REACH_KEY = "adversary_reach"
 
 
 def adversary_features(logits: jax.Array, y: jax.Array, kind: str) -> tuple[jax.Array, jax.Array | None]:
@@ -133,7 +136,7 @@ def group_prior_accuracy(split, num_groups: int) -> float:
 @functools.lru_cache(maxsize=64)
 def adversarial_objective(
     num_groups: int, num_classes: int, weight: float, kind: str = "label_relative", learning_rate: float = 1e-3,
-    seed: int = 0, balance: str = "examples",
+    seed: int = 0, balance: str = "examples", one_sided: bool = False,
 ) -> StatefulObjective:
     """CE − ``weight`` · the adversary's group cross-entropy, the adversary carried from step to step.
 
@@ -152,6 +155,11 @@ def adversarial_objective(
     ``balance="groups"`` averages both cross-entropies over the groups present in the batch instead
     of over its examples (``adversary_loss``), so a rare group's confidence and correctness count as
     much as a common one's (ours, not the authors'; session 15).
+    ``one_sided`` (session 32, ours): the model's gradient of the term flows only through the logits of the
+    examples with ``batch[REACH_KEY]`` = 1; the others' logits enter the adversary's cross-entropy as
+    constants (its value, the adversary's own step and the cross-entropy term are unchanged). With
+    ``REACH_KEY`` marking the disadvantaged groups, the model can confuse the adversary only by moving
+    those groups' outputs, not by lowering the others' (Ballot's ``adversary_reach="below_mean"``).
     Runs inside the engine's sharded step only (the adversary is made per-device before its
     gradient, as in ``make_minmax_step``). Memoised, so the engine reuses its compiled step.
     """
@@ -173,7 +181,13 @@ def adversarial_objective(
         grads = jax.grad(lambda a: adversary_loss(a, seen, batch, kind, balance)[0])(_pcast_varying(adversary))
         updates, opt_state = tx.update(grads, opt_state, adversary)
         adversary = optax.apply_updates(adversary, updates)
-        attack, _ = adversary_loss(adversary, logits, batch, kind, balance)
+        attacked = logits
+        if one_sided:
+            if REACH_KEY not in batch:
+                raise ValueError(f"a one-sided adversarial objective needs the batch field {REACH_KEY!r} (1 where the "
+                                 "term reaches an example): train with a Trainer given it (Trainer(..., extra=...))")
+            attacked = jnp.where(batch[REACH_KEY][:, None] > 0, logits, jax.lax.stop_gradient(logits))
+        attack, _ = adversary_loss(adversary, attacked, batch, kind, balance)
         return mean_cross_entropy(logits, batch) - weight * attack, (adversary, opt_state)
 
     return StatefulObjective(init, apply)

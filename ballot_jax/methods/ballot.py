@@ -43,7 +43,8 @@ import pathlib
 import numpy as np
 
 from ballot_jax import ballot
-from ballot_jax.distillation import distilled
+from ballot_jax.distillation import distilled, group_anchor_weights
+from ballot_jax.engine import checkpoints
 from ballot_jax.engine.levels import LevelPlan, continue_phase, level_dir, run_levels, teacher_logits
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, dense_mask, init_state
 from ballot_jax.engine.phases import finished_phase
@@ -54,7 +55,7 @@ from ballot_jax.methods.ballot_vote import voting
 from ballot_jax.methods.base import Record, finish_record, level_keep_counts
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
-from ballot_jax.methods.adversary import ADVERSARY_BALANCES, adversarial_objective
+from ballot_jax.methods.adversary import ADVERSARY_BALANCES, REACH_KEY, adversarial_objective
 from ballot_jax.objectives import SOFT_WORST, SURROGATES, fair_objective, resolve_surrogate, running_fair_objective
 
 SELECTIONS = ("conflict", "magnitude", "vote")
@@ -84,6 +85,8 @@ DISPARITIES = (*SURROGATES, "adversary")
 REFINES = ("retrain", "polish")
 DISTILL_TEACHERS = ("dense", "ticket")  # ``distill``'s teacher: the dense model (C17) | the μ = 0 ticket (C18)
 DISTILL_GROUPS = ("all", "above_mean")  # the examples ``distill`` reaches: all | the groups at or above the mean
+# the examples whose logits the adversary term's gradient reaches: all | those of the groups below the mean (C19)
+ADVERSARY_REACHES = ("all", "below_mean")
 SCORE_SEED_STRIDE = 7919  # conflict statistics before level r draw their batches with seed + 7919·r
 
 
@@ -119,6 +122,11 @@ class Ballot:
     # how "adversary" averages its cross-entropy over a batch: "groups" (since session 16: each group
     # present weighs the same; ``methods.adversary.adversary_loss``) | "examples" (SafeCompress's authors)
     adversary_balance: str = "groups"
+    # which examples the model's gradient of the adversary term reaches (session 32, ours; C19,
+    # docs/results/scripts/session32_preregistration.md): "all" | "below_mean" (the μ > 0 candidates' term moves only
+    # the examples of the groups whose validation accuracy of the μ = 0 ticket is below the groups' mean; the others'
+    # logits are constants in it: ``adversarial_objective(one_sided=True)``; needs a μ search starting at 0)
+    adversary_reach: str = "all"
     disparity_temperature: float = 0.5  # τ of "worst_cell" / "worst_group"
     # γ of "worst_cell" / "worst_group": q = softmax(estimate / τ) with a running estimate of each
     # cell's loss across the phase's batches (objectives.running_fair_objective); 1 = this batch's means
@@ -237,7 +245,8 @@ class Ballot:
                 raise ValueError(f"Ballot.adversary_balance must be one of {ADVERSARY_BALANCES}, got {self.adversary_balance!r}")
             if not weight:
                 return mean_cross_entropy
-            return adversarial_objective(num_groups, num_classes, weight, balance=self.adversary_balance)
+            return adversarial_objective(num_groups, num_classes, weight, balance=self.adversary_balance,
+                                         one_sided=self.adversary_reach == "below_mean")
         kind = resolve_surrogate(self.disparity, num_classes)
         if not self.disparity_temperature > 0:
             raise ValueError(f"Ballot.disparity_temperature must be > 0, got {self.disparity_temperature}")
@@ -282,6 +291,17 @@ class Ballot:
         if self.distill and self.distill_teacher == "ticket" and self.disparity_weights[:1] != (0.0,):
             raise ValueError("Ballot.distill_teacher='ticket' distils the μ = 0 candidate: disparity_weights must start "
                              f"with 0 (e.g. (0.0, 0.3, 1.0, 3.0)), got {self.disparity_weights!r}")
+        if self.adversary_reach not in ADVERSARY_REACHES:
+            raise ValueError(f"Ballot.adversary_reach must be one of {ADVERSARY_REACHES}, got {self.adversary_reach!r}")
+        if self.adversary_reach != "all":
+            if self.disparity != "adversary" or self.disparity_alternatives:
+                raise ValueError("Ballot.adversary_reach='below_mean' restricts the adversary term: it needs "
+                                 f"disparity='adversary' and no disparity_alternatives, got {self.disparity!r} and "
+                                 f"{self.disparity_alternatives!r}")
+            if self.disparity_weights[:1] != (0.0,) or self.refine != "retrain" or self.distill:
+                raise ValueError("Ballot.adversary_reach='below_mean' reads the groups from the μ = 0 candidate: it needs "
+                                 "disparity_weights starting with 0 (e.g. (0.0, 0.3, 1.0, 3.0)), refine='retrain' and "
+                                 f"distill=0, got {self.disparity_weights!r}, {self.refine!r}, {self.distill}")
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
@@ -295,7 +315,7 @@ class Ballot:
         retrain = self.retrain_config(config, len(iterative))
         if not self.disparity_weights:
             levels = self._run_levels(task, config, retrain, keep_counts, self.disparity_weight, workdir, dense_dir)
-            return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection, **self._distill_fields())
+            return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection, **self._option_fields())
         return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
 
     def _choose_mode(self, task, config, sparsity, workdir, dense_dir) -> Record:
@@ -351,22 +371,19 @@ class Ballot:
         return dense_dir is not None and self.selection != "vote"
 
     def _run_levels(
-        self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None, ticket=None
+        self, task, config, retrain, keep_counts, weight, workdir, dense_dir=None, watched_dense=None, extra=None
     ):
-        """One candidate's levels. ``ticket``: the teacher's fields of ``distill_teacher="ticket"`` (a
-        ``LevelPlan.retrain_extra``), given to the μ > 0 candidates only."""
+        """One candidate's levels. ``extra``: a ``LevelPlan.retrain_extra`` given to the μ > 0 candidates only, the
+        μ = 0 ticket's fields (``distill_teacher="ticket"``, ``adversary_reach="below_mean"``)."""
         info = task.data.info
         trainer = Trainer(task)
         observe, score_fn = None, self.score_fn(task, config)
         if self.selection == "vote":
             observe, score_fn = voting(self, task, config, retrain, keep_counts, workdir, trainer, watched_dense)
         objective = self.retrain_objective(info.num_groups, info.num_classes, weight)
-        extra = None
         if self.distill and self.distill_teacher == "dense":
             extra = teacher_logits(task, anchor_groups=self.distill_groups == "above_mean")
-        elif self.distill and ticket is not None:
-            extra = ticket
-        if extra is not None:
+        if self.distill and extra is not None:
             objective = distilled(objective, self.distill, self.distill_temperature)
         plan = LevelPlan(
             keep_counts, rewind=self.rewind, retrain=retrain, retrain_objective=objective, observe=observe,
@@ -376,12 +393,30 @@ class Ballot:
             task, config, score_fn, plan, workdir, name=self.name, dense_dir=dense_dir or watched_dense, trainer=trainer
         )
 
-    def _distill_fields(self) -> dict:
-        """The record's distillation fields (none without distillation: the records of before session 31)."""
-        if not self.distill:
-            return {}
-        return {"distill": self.distill, "distill_temperature": self.distill_temperature,
-                "distill_teacher": self.distill_teacher, "distill_groups": self.distill_groups}
+    def _option_fields(self) -> dict:
+        """The record's fields of the options of sessions 31-32 that are on (none when off: the records of before)."""
+        fields = {}
+        if self.distill:
+            fields.update(distill=self.distill, distill_temperature=self.distill_temperature,
+                          distill_teacher=self.distill_teacher, distill_groups=self.distill_groups)
+        if self.adversary_reach != "all":
+            fields["adversary_reach"] = self.adversary_reach
+        return fields
+
+    def _reach_fields(self, task, candidate_workdir, levels: int):
+        """``adversary_reach="below_mean"``: a ``LevelPlan.retrain_extra`` giving ``REACH_KEY``, 1 for the training
+        examples of the groups whose validation accuracy of the finished μ = 0 candidate in ``candidate_workdir`` (its
+        last level's record) is below the groups' mean, else 0 (``group_anchor_weights``' complement)."""
+
+        def extra(state, record):
+            del state, record  # the dense phase's: the groups are the μ = 0 ticket's
+            path = level_dir(candidate_workdir, levels) / "record.json"
+            if not path.exists():
+                raise ValueError(f"adversary_reach='below_mean': the μ = 0 candidate in {candidate_workdir} has not finished")
+            accuracy = checkpoints.read_json(path)["val"]["per_group_accuracy"]
+            return {REACH_KEY: 1.0 - group_anchor_weights(accuracy, task.data.train.group)}
+
+        return extra
 
     def _ticket_teacher(self, task, retrain, candidate_workdir, levels: int):
         """``distill_teacher="ticket"``: a ``LevelPlan.retrain_extra`` giving the fields of the finished μ = 0
@@ -448,15 +483,16 @@ class Ballot:
                     runs[(d, weight)], own[(d, weight)] = [*start, record], [record]
                     continue
                 shared = None if not runs else (dense_dir or level_dir(workdir / candidate_dir(units[0], first), 0))
-                ticket = None
+                extra, ticket_dir = None, workdir / candidate_dir(*key(d, first))
                 if self.distill and self.distill_teacher == "ticket" and weight != first:
-                    teacher_dir = workdir / candidate_dir(*key(d, first))
-                    if teacher_dir not in teachers:  # one μ = 0 ticket, loaded and run once for all the μ > 0 candidates
-                        teachers[teacher_dir] = self._ticket_teacher(task, retrain, teacher_dir, last)
-                    ticket = teachers[teacher_dir]
+                    if ticket_dir not in teachers:  # one μ = 0 ticket, loaded and run once for all the μ > 0 candidates
+                        teachers[ticket_dir] = self._ticket_teacher(task, retrain, ticket_dir, last)
+                    extra = teachers[ticket_dir]
+                elif self.adversary_reach == "below_mean" and weight != first:
+                    extra = self._reach_fields(task, ticket_dir, last)
                 runs[(d, weight)] = variant._run_levels(
                     task, config, retrain, keep_counts, weight, workdir / candidate_dir(d, weight),
-                    dense_dir=dense_dir if not runs else None, watched_dense=shared, ticket=ticket,
+                    dense_dir=dense_dir if not runs else None, watched_dense=shared, extra=extra,
                 )
                 own[(d, weight)] = runs[(d, weight)][1:]
         val = {d: {w: runs[key(d, w)][-1]["val"] for w in self.disparity_weights} for d in units}
@@ -475,7 +511,7 @@ class Ballot:
         # every phase a candidate trained itself and the chosen candidate's path does not hold is the cost
         path = {id(r) for r in levels}
         search_time = sum(r["train_time_s"] for lv in own.values() for r in lv if id(r) not in path)
-        extra = self._distill_fields()
+        extra = self._option_fields()
         if self.epsilon_floor != "none":  # with "none" the records are those of before session 17
             extra["epsilon_floor"], extra["epsilon_effective"] = self.epsilon_floor, epsilon[disparity]
         if self.disparity_alternatives:

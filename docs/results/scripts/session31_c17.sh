@@ -9,12 +9,15 @@
 # SET: cifar10 | bignose | wavy | blond | digits_lt10 (held-out sets need AFTER_DECISION=1). CelebA sets run seeds 0-9.
 # VARIANT=c18 (session31_c18_preregistration.md): the μ > 0 candidates distil the μ = 0 ticket on its advantaged groups
 # only (--config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean); names s31_c18_*, session31_c18_*.
+# VARIANT=c19 (session32_preregistration.md): the μ > 0 candidates' adversary term reaches only the μ = 0 ticket's groups
+# below the mean (--config.ballot.adversary_reach=below_mean); names s31_c19_*, session31_c19_*.
 set -e
 VARIANT=${VARIANT:-c17}
 case $VARIANT in
   c17) FLAGS="--config.ballot.distill=1";;
   c18) FLAGS="--config.ballot.distill=1 --config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean";;
-  *) echo "unknown VARIANT $VARIANT (c17 | c18)" >&2; exit 2;;
+  c19) FLAGS="--config.ballot.adversary_reach=below_mean";;
+  *) echo "unknown VARIANT $VARIANT (c17 | c18 | c19)" >&2; exit 2;;
 esac
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate

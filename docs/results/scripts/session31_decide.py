@@ -11,11 +11,13 @@ digits-LT10 is read from its re-creation on this machine (session31_digits_lt10.
 re-created C12 records once the library's "strongest_prefix" rule is checked to give each one's μ (written to
 session31_c16_digits_lt10.json).
 
-    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [--variant c18] [SET ...]
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [--variant c18|c19] [SET ...]
 
 ``--variant c18`` decides C18 (session31_c18_preregistration.md: the μ > 0 candidates distil the μ = 0 ticket on its
 advantaged groups) the same way, from session31_c18_<SET>.json; its reproduction check adds that every run's μ = 0
-candidate (C18 does not change it) has C16's record's μ = 0 validation accuracy and CWV.
+candidate (C18 does not change it) has C16's record's μ = 0 validation accuracy and CWV. ``--variant c19`` decides C19
+(session32_preregistration.md: the μ > 0 candidates' adversary term reaches only the μ = 0 ticket's groups below the
+mean) the same way, from session31_c19_<SET>.json, with C18's check.
 """
 import glob
 import json
@@ -62,7 +64,7 @@ def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", 
     bad = [r["seed"] for r in ours if kept.get(r["seed"]) != r["test"]]
     print(f"== {name}: reproduction check: {len(ours) - len(bad)} of {len(ours)} dense records equal the comparison's"
           + (f"; VOID (seeds {sorted(set(bad))})" if bad else ""))
-    if variant == "c18" and c16 is not None:  # C18 leaves the μ = 0 candidates and the mode choice as C16's
+    if variant in ("c18", "c19") and c16 is not None:  # C18 and C19 leave the μ = 0 candidates and the mode choice as C16's
         mine = {(r["seed"], r["target_sparsity"]): r for r in records(c17, variant)}
         theirs, differ = records(c16, "c16"), []
         for r in theirs:
@@ -121,7 +123,7 @@ def main() -> None:
         time = {k: statistics.mean(r["train_time_s"] for r in records(p, k)) for k, p in (("c16", c16), (variant, ours))}
         print(f"   bar cells: c16 {n['c16']}, {variant} {n[variant]} of 4; mean training time (s, runs of different "
               f"sessions and loads): c16 {time['c16']:.0f}, {variant} {time[variant]:.0f}")
-        if variant == "c17":  # C18's μ = 0 candidates are C16's
+        if variant == "c17":  # C18's and C19's μ = 0 candidates are C16's
             distillation_alone(name, files, ours)
         for k in totals:
             totals[k] += n[k]
