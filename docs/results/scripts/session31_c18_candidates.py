@@ -42,11 +42,11 @@ for sparsity in (0.8, 0.95):
         print(f"{sparsity:.0%} mu {mu}: {len(keys)} runs; {NAME} - C16 accuracy {100 * statistics.mean(acc):+.2f} points, "
               f"CWV {statistics.mean(cwv):+.5f}; from mu = 0, worst / best group on validation: C16 {moves['C16']}, "
               f"{NAME} {moves[NAME]}")
-for sparsity in (0.8, 0.95):  # each μ's mean test (accuracy, CWV) over the same runs: where each lands on the trade-off
+for sparsity in (0.8, 0.95):  # each μ's mean test (accuracy, CWV) in the mode each run chose: where each lands
     for label, cands in (("C16", c16), (NAME, c18)):
         points = []
         for mu in ("0", "0.3", "1", "3"):
-            keys = [k for k in c18 if k[1] == sparsity and k[3] == mu]
+            keys = [k for k in c18 if k[1] == sparsity and k[3] == mu and (*k[:3], "0.3") in c18]
             points.append(f"mu {mu}: {100 * statistics.mean(cands[k]['test']['accuracy'] for k in keys):.2f} / "
                           f"{statistics.mean(cands[k]['test']['cwv'] for k in keys):.5f}")
         print(f"{sparsity:.0%} {label} test accuracy / CWV: " + " | ".join(points))
