@@ -3,9 +3,10 @@ keeps C16's mode (checked by the decision), so a μ > 0 candidate of C18 and C16
 anchor term: mean C18 − C16 test accuracy (points) and CWV per μ and sparsity, and the levelling reading of
 session31_levelling.py for both (test-accuracy change from μ = 0 of the groups worst and best on validation at μ = 0).
 
-    python3 docs/results/scripts/session31_c18_candidates.py [c18|c19]
+    python3 docs/results/scripts/session31_c18_candidates.py [c18|c19] [cifar10|big_nose]
 
-``c19`` reads C19's candidates (session32_preregistration.md: the one-sided adversary) the same way.
+``c19`` reads C19's candidates (session32_preregistration.md: the one-sided adversary) the same way; ``big_nose`` reads
+that development set's candidates instead of CIFAR-10's (C16's: session29_Big_Nose_candidates.json).
 """
 import json
 import statistics
@@ -23,7 +24,10 @@ def load(path):
 
 VARIANT = sys.argv[1] if len(sys.argv) > 1 else "c18"
 NAME = VARIANT.upper()
-c16, c18 = load("session29_cifar10_candidates_all.json"), load(f"session31_{VARIANT}_cifar10_candidates.json")
+SET = sys.argv[2] if len(sys.argv) > 2 else "cifar10"
+C16_FILES = {"cifar10": ("session29_cifar10_candidates_all.json", "cifar10"),
+             "big_nose": ("session29_Big_Nose_candidates.json", "bignose")}
+c16, c18 = load(C16_FILES[SET][0]), load(f"session31_{VARIANT}_{C16_FILES[SET][1]}_candidates.json")
 for sparsity in (0.8, 0.95):
     for mu in ("0.3", "1", "3"):
         keys = [k for k in c18 if k[1] == sparsity and k[3] == mu and k in c16]
