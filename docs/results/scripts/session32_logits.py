@@ -11,7 +11,6 @@ Pruning's final models and of every Ballot candidate (each μ of the mode the ru
     PYTHONPATH=. python3 docs/results/scripts/session32_logits.py [--out /work/runs/s32_logits]
 """
 import argparse
-import glob
 import json
 import pathlib
 
@@ -24,7 +23,8 @@ from ballot_jax.engine.steps import make_logits, predict_split
 from experiments.config import train_config
 from experiments.run import build_task
 
-SETS = {"big_nose": "/work/runs/s29_dev_Big_Nose_[ab]", "cifar10": "/work/runs/s29_dev_cifar10_[89]*[05]"}
+SETS = {"big_nose": ["/work/runs/s29_dev_Big_Nose_a", "/work/runs/s29_dev_Big_Nose_b"],
+        "cifar10": ["/work/runs/s29_dev_cifar10_80", "/work/runs/s29_dev_cifar10_95"]}
 
 
 def last_phase(directory: pathlib.Path) -> pathlib.Path:
@@ -37,8 +37,8 @@ def main() -> None:
     args = parser.parse_args()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name, pattern in SETS.items():
-        roots = sorted(pathlib.Path(p) for p in glob.glob(pattern) if pathlib.Path(p).is_dir())
+    for name, workdirs in SETS.items():
+        roots = [pathlib.Path(p) for p in workdirs]
         cfg = json.loads((roots[0] / "config.json").read_text())
         cfg.pop("_sha256", None)
         config = config_dict.ConfigDict(cfg)

@@ -25,15 +25,18 @@ import pathlib
 
 import numpy as np
 
+from ballot_jax.methods.ballot import choose_within_epsilon
+from ballot_jax.metrics import fairness_report
 from ballot_jax.stats import bootstrap_ci
 
 GRID = np.linspace(-2.0, 2.0, 41)
 
 
-def group_metrics(pred, y, group, num_groups):
-    acc = np.array([np.mean(pred[group == g] == y[group == g]) for g in range(num_groups)])
-    return {"accuracy": float(np.mean(pred == y)), "cwv": float(np.var(acc)), "mcd": float(acc.max() - acc.min()),
-            "groups": acc}
+def group_metrics(pred, y, group, num_groups, num_classes):
+    """The test metrics the records hold (``ballot_jax.metrics.fairness_report``), as floats."""
+    report = fairness_report(y, pred, group, num_groups, num_classes)
+    return {"accuracy": float(report["accuracy"]), "cwv": float(report["cwv"]), "mcd": float(report["mcd"]),
+            "groups": np.asarray(report["per_group_accuracy"], np.float64)}
 
 
 def best_threshold(margin, y):
@@ -83,13 +86,9 @@ def class_offsets(val_logits, y, num_classes, variant, epsilon):
 
 
 def c16_choice(record):
-    search, eps = record["search"], record["epsilon_effective"]
-    chosen = "0"
-    for mu in sorted(search, key=float):
-        if search[mu]["accuracy"] < search["0"]["accuracy"] - eps:
-            break
-        chosen = mu
-    return f"mu_{chosen}"
+    """C16's candidate of a run: the library's "strongest_prefix" rule on the record's validation search."""
+    search = record["search"]
+    return f"mu_{choose_within_epsilon(search, search['0']['accuracy'], record['epsilon_effective'], 'strongest_prefix')}"
 
 
 def main() -> None:
@@ -119,7 +118,7 @@ def main() -> None:
                         else:
                             b = demographic_offsets(zv, yv, gv, num_groups, variant)
                             pred = (zt[:, 1] - zt[:, 0] + b[gt] > 0).astype(int)
-                        table.setdefault((model, variant), {})[seed] = group_metrics(pred, yt, gt, num_groups)
+                        table.setdefault((model, variant), {})[seed] = group_metrics(pred, yt, gt, num_groups, zt.shape[1])
                         if model == "c16" and not classes_are_groups:
                             offsets.setdefault(variant, []).append(b)
             print(f"\n## {name} {float(sparsity):.0%} ({len(runs)} seeds): mean test metrics; paired differences "
