@@ -11,13 +11,23 @@
 # only (--config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean); names s31_c18_*, session31_c18_*.
 # VARIANT=c19 (session32_preregistration.md): the μ > 0 candidates' adversary term reaches only the μ = 0 ticket's groups
 # below the mean (--config.ballot.adversary_reach=below_mean); names s31_c19_*, session31_c19_*.
+# Session 33's ablations of the default C16 (results A.3; nothing is decided by them), names s33_<VARIANT>_*,
+# session33_<VARIANT>_*: VARIANT=abl_rewind (iterative pruning with rewinding and |w| only, LTH's mode),
+# abl_finetune (one shot + fine-tuning with the vote only), abl_ft_magnitude (one shot + fine-tuning with |w|: no vote
+# anywhere), abl_ft_1point (one shot + fine-tuning, the vote from a single point, vote_points=1).
 set -e
 VARIANT=${VARIANT:-c17}
+S=31
+FT="--config.ballot.pruning=one_shot --config.ballot.rewind=false"
 case $VARIANT in
   c17) FLAGS="--config.ballot.distill=1";;
   c18) FLAGS="--config.ballot.distill=1 --config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean";;
   c19) FLAGS="--config.ballot.adversary_reach=below_mean";;
-  *) echo "unknown VARIANT $VARIANT (c17 | c18 | c19)" >&2; exit 2;;
+  abl_rewind) S=33; FLAGS="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude";;
+  abl_finetune) S=33; FLAGS="$FT";;
+  abl_ft_magnitude) S=33; FLAGS="$FT --config.ballot.selection=magnitude";;
+  abl_ft_1point) S=33; FLAGS="$FT --config.ballot.vote_points=1";;
+  *) echo "unknown VARIANT $VARIANT (c17 | c18 | c19 | abl_rewind | abl_finetune | abl_ft_magnitude | abl_ft_1point)" >&2; exit 2;;
 esac
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate
@@ -30,15 +40,15 @@ case $2 in
   run)
     for SP in 80 95; do
       ( echo "== $SET 0.$SP $(git rev-parse --short HEAD) $(date -u +%T)"
-        python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s31_${VARIANT}_${SET}_$SP \
+        python -m ${BASE/--config.sparsities=0.8,0.95/--config.sparsities=0.$SP} --workdir /work/runs/s${S}_${VARIANT}_${SET}_$SP \
           --config.methods=dense,ballot $FLAGS 2>&1 | grep "\[experiments\]" | tail -2
-        echo "== done $(date -u +%T)" ) > /work/runs/s31_${VARIANT}_${SET}_$SP.log 2>&1 &
+        echo "== done $(date -u +%T)" ) > /work/runs/s${S}_${VARIANT}_${SET}_$SP.log 2>&1 &
     done
     wait;;
   check)
-    python3 - "$SET" "$VARIANT" <<'PY'
+    python3 - "$SET" "$VARIANT" "$S" <<'PY'
 import glob, json, sys
-name, variant = sys.argv[1:3]
+name, variant, session = sys.argv[1:4]
 files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
          "wavy": glob.glob("docs/results/records/session25_wavy*.json"),
          "bignose": ["docs/results/records/session29_Big_Nose.json"],
@@ -46,7 +56,7 @@ files = {"blond": glob.glob("docs/results/records/session25_blond*.json"),
          "digits_lt10": ["docs/results/records/session31_digits_lt10.json"]}[name]
 kept = {r["seed"]: r["test"] for f in files for r in json.load(open(f))["records"] if r["method"] == "dense"}
 bad = total = 0
-for f in glob.glob(f"/work/runs/s31_{variant}_{name}_*/results.json"):
+for f in glob.glob(f"/work/runs/s{session}_{variant}_{name}_*/results.json"):
     for r in json.load(open(f))["records"]:
         if r["method"] == "dense":
             total += 1
@@ -59,9 +69,9 @@ PY
     ;;
   report)
     RUNS=()
-    for W in /work/runs/s31_${VARIANT}_${SET}_*/; do RUNS+=(--run $VARIANT=${W%/}:ballot --run dense=${W%/}:dense); done
-    python -m experiments.compare "${RUNS[@]}" --export $R/session31_${VARIANT}_$SET.json > /dev/null
-    python3 docs/results/scripts/session29_export_candidates.py $R/session31_${VARIANT}_${SET}_candidates.json \
-      "/work/runs/s31_${VARIANT}_${SET}_*";;
+    for W in /work/runs/s${S}_${VARIANT}_${SET}_*/; do RUNS+=(--run $VARIANT=${W%/}:ballot --run dense=${W%/}:dense); done
+    python -m experiments.compare "${RUNS[@]}" --export $R/session${S}_${VARIANT}_$SET.json > /dev/null
+    python3 docs/results/scripts/session29_export_candidates.py $R/session${S}_${VARIANT}_${SET}_candidates.json \
+      "/work/runs/s${S}_${VARIANT}_${SET}_*";;
   *) echo "usage: session31_c17.sh SET run | check | report" >&2; exit 2;;
 esac
