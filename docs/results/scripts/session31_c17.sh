@@ -6,7 +6,8 @@
 #                                      (prints no C17 figure)
 #        session31_c17.sh SET report   records docs/results/records/session31_c17_<SET>.json and every candidate in
 #                                      session31_c17_<SET>_candidates.json
-# SET: cifar10 | bignose | wavy | blond | digits_lt10 (held-out sets need AFTER_DECISION=1). CelebA sets run seeds 0-9.
+# SET: cifar10 | bignose | wavy | blond | digits_lt10 (held-out sets need AFTER_DECISION=1). CelebA sets run seeds 0-9
+# unless SEEDS (e.g. SEEDS=0,1,2,3,4) names others.
 # VARIANT=c18 (session31_c18_preregistration.md): the μ > 0 candidates distil the μ = 0 ticket on its advantaged groups
 # only (--config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean); names s31_c18_*, session31_c18_*.
 # VARIANT=c19 (session32_preregistration.md): the μ > 0 candidates' adversary term reaches only the μ = 0 ticket's groups
@@ -35,6 +36,7 @@ source docs/results/scripts/set_command.sh
 SET=$1; check_set "$SET"
 BASE=$(set_command "$SET")
 case $SET in blond|wavy|bignose|young|smiling|attractive|male) BASE=${BASE/--config.seeds=0,1,2,3,4/--config.seeds=0,1,2,3,4,5,6,7,8,9};; esac
+[ -z "$SEEDS" ] || BASE="$(echo "$BASE" | sed -E "s/--config.seeds=[0-9,]+/--config.seeds=$SEEDS/")"  # e.g. SEEDS=0,1,2,3,4
 R=docs/results/records
 case $2 in
   run)
