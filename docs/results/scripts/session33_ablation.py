@@ -11,7 +11,7 @@ Rows, each against C16, Standard LTH and Magnitude Pruning (paired over seeds, 9
 - ``fine-tune, 1 point`` (``abl_ft_1point``): one shot + fine-tuning, the vote cast at a single point (vote_points=1).
 - each fixed-mode variant's μ = 0 candidate (``..., μ = 0``): the selection and mode alone.
 
-Checks printed first: the variants' dense records equal the comparison's (``session31_c17.sh SET check`` does the same),
+Every row is read on the seeds the variants ran (Big_Nose: 0-4 of C16's 0-9). Checks printed first: the variants' dense records equal the comparison's (``session31_c17.sh SET check`` does the same),
 and where C16 chose a fixed variant's mode, that variant's μ candidates have C16's validation figures (the same training).
 
     PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session33_ablation.py [cifar10|bignose ...]
@@ -89,7 +89,7 @@ def row(label: str, recs: list, base: list, c16: list) -> list:
     return out
 
 
-HEAD_TO_HEAD = (  # (row, against): the vote's own contribution, within the fine-tuning mode
+HEAD_TO_HEAD = (  # (row, against): the vote against |w| and against one ballot (fine-tuning), and the two modes
     ("fine-tune only, μ = 0", "fine-tune, magnitude, μ = 0"), ("fine-tune only", "fine-tune, magnitude"),
     ("fine-tune, 1 point, μ = 0", "fine-tune only, μ = 0"), ("fine-tune, 1 point", "fine-tune only"),
     ("fine-tune only", "rewind only"))
@@ -113,11 +113,16 @@ def head_to_head(rows: dict) -> None:
 def main() -> None:
     for name in sys.argv[1:] or list(CANDIDATES):
         files, c16_path = SETS[name]
-        base = [r for f in files for r in json.load(open(f))["records"] if r["method"] in ("lth", "magnitude")]
-        c16 = records(c16_path, "c16")
+        ran = [records(R / f"session33_{v}_{name}.json", v) for v, _ in VARIANTS.values()
+               if (R / f"session33_{v}_{name}.json").exists()]
+        seeds = {r["seed"] for recs in ran for r in recs} or None  # every row on the variants' seeds (Big_Nose: 0-4)
+        keep = lambda recs: [r for r in recs if seeds is None or r["seed"] in seeds]  # noqa: E731
+        base = keep([r for f in files for r in json.load(open(f))["records"] if r["method"] in ("lth", "magnitude")])
+        c16 = keep(records(c16_path, "c16"))
+        print(f"== {name}: seeds {sorted({r['seed'] for r in c16})}")
         cands = candidates(CANDIDATES[name])
         modes = collections.Counter((r["target_sparsity"], r["mode"]) for r in c16)
-        print(f"== {name}: C16's mode per run: " + ", ".join(f"{s:g} {m} {n}" for (s, m), n in sorted(modes.items())))
+        print("   C16's mode per run: " + ", ".join(f"{s:g} {m} {n}" for (s, m), n in sorted(modes.items())))
         rows = [("default", c16), ("no term", at_mu0(c16, cands, "no term"))]
         for label, (variant, mode) in VARIANTS.items():
             path = R / f"session33_{variant}_{name}.json"
