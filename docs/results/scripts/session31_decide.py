@@ -11,13 +11,16 @@ digits-LT10 is read from its re-creation on this machine (session31_digits_lt10.
 re-created C12 records once the library's "strongest_prefix" rule is checked to give each one's μ (written to
 session31_c16_digits_lt10.json).
 
-    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [--variant c18|c19] [SET ...]
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session31_decide.py [--variant c18|c19|c20] [SET ...]
 
 ``--variant c18`` decides C18 (session31_c18_preregistration.md: the μ > 0 candidates distil the μ = 0 ticket on its
 advantaged groups) the same way, from session31_c18_<SET>.json; its reproduction check adds that every run's μ = 0
 candidate (C18 does not change it) has C16's record's μ = 0 validation accuracy and CWV. ``--variant c19`` decides C19
 (session32_preregistration.md: the μ > 0 candidates' adversary term reaches only the μ = 0 ticket's groups below the
-mean) the same way, from session31_c19_<SET>.json, with C18's check.
+mean) the same way, from session31_c19_<SET>.json, with C18's check. ``--variant c20`` decides C20
+(session33_preregistration.md: the rewinding mode in every run) from session33_c20_<SET>.json on its decision sets
+(digits-LT10, Blond_Hair, Wavy_Hair by default), with (a) read as "at least C16's cells" and a check that every run where
+C16 chose rewinding has C16's validation figures at every μ.
 """
 import glob
 import json
@@ -55,6 +58,7 @@ def digits_c16() -> None:
     (R / "session31_c16_digits_lt10.json").write_text(json.dumps({"records": out}) + "\n")
 
 
+C20_SETS = ("digits_lt10", "blond", "wavy")  # session33_preregistration.md: its decision sets; (a') is "at least C16's"
 DENSE = {"cifar10": [R / "session31_cifar10_dense.json"]}  # the comparison's dense records kept apart from its files
 
 
@@ -74,6 +78,16 @@ def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", 
                 differ.append((r["seed"], r["target_sparsity"]))
         print(f"   mu = 0 candidates and modes equal to C16's: {len(theirs) - len(differ)} of {len(theirs)}"
               + (f"; VOID ({sorted(differ)})" if differ else ""))
+        bad += differ
+    if variant == "c20" and c16 is not None:  # C20 trains C16's candidates wherever C16 chose the rewinding mode
+        mine = {(r["seed"], r["target_sparsity"]): r for r in records(c17, variant)}
+        theirs = [r for r in records(c16, "c16") if r["mode"] == "iterative_rewind"]
+        differ = [(r["seed"], r["target_sparsity"]) for r in theirs
+                  if (r["seed"], r["target_sparsity"]) not in mine or any(
+                      abs(mine[(r["seed"], r["target_sparsity"])]["search"][mu][k] - r["search"][mu][k]) > 1e-7
+                      for mu in r["search"] for k in ("accuracy", "cwv"))]
+        print(f"   runs where C16 chose rewinding with C16's validation figures at every mu: "
+              f"{len(theirs) - len(differ)} of {len(theirs)}" + (f"; VOID ({sorted(differ)})" if differ else ""))
         bad += differ
     return not bad
 
@@ -103,13 +117,13 @@ def main() -> None:
         at = args.index("--variant")
         variant = args[at + 1]
         del args[at:at + 2]
-    names = args or list(SETS)
+    names = args or (list(C20_SETS) if variant == "c20" else list(SETS))
     digits_c16()
     better_rows, failures, void, missing = [], [], [], []
     totals = {"c16": 0, variant: 0}
     for name in names:
         files, c16 = SETS[name]
-        ours = R / f"session31_{variant}_{name}.json"
+        ours = R / f"session{33 if variant == 'c20' else 31}_{variant}_{name}.json"
         if not ours.exists():
             print(f"== {name}: no {variant} records yet ({ours})")
             missing.append(name)
@@ -130,10 +144,13 @@ def main() -> None:
     read = len(names) - len(void) - len(missing)
     print(f"(a) development bar cells: {variant} {totals[variant]}, c16 {totals['c16']} (of {4 * read} read)")
     print(f"(b)-(d) failures: {failures or 'none'}; rows significantly fairer than C16 (reported): {better_rows or 'none'}")
-    passed = totals[variant] > totals["c16"] and not failures
+    if variant == "c20" and any(n not in C20_SETS for n in names):
+        print(f"(not a decision: C20 is decided on {', '.join(C20_SETS)} alone; the others motivated it)")
+    a_holds = totals[variant] >= totals["c16"] if variant == "c20" else totals[variant] > totals["c16"]
+    passed = a_holds and not failures
     if (void or missing) and not failures:  # a failure decides; a pass needs every set
         print(f"VERDICT {variant}: UNDECIDED (void: {void or 'none'}; not run yet: {missing or 'none'}; on the sets read "
-              f"(a) {'holds' if totals[variant] > totals['c16'] else 'does not hold'})")
+              f"(a) {'holds' if a_holds else 'does not hold'})")
     else:
         print(f"VERDICT {variant}: {'PASS' if passed else 'FAIL'}")
 
