@@ -80,16 +80,23 @@ def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", 
               + (f"; VOID ({sorted(differ)})" if differ else ""))
         bad += differ
     if variant == "c20" and c16 is not None:  # C20 trains C16's candidates wherever C16 chose the rewinding mode
-        mine = {(r["seed"], r["target_sparsity"]): r for r in records(c17, variant)}
-        theirs = [r for r in records(c16, "c16") if r["mode"] == "iterative_rewind"]
-        differ = [(r["seed"], r["target_sparsity"]) for r in theirs
-                  if (r["seed"], r["target_sparsity"]) not in mine or any(
-                      abs(mine[(r["seed"], r["target_sparsity"])]["search"][mu][k] - r["search"][mu][k]) > 1e-7
-                      for mu in r["search"] for k in ("accuracy", "cwv"))]
+        compared, differ = same_training(records(c16, "c16"), records(c17, variant), "iterative_rewind")
         print(f"   runs where C16 chose rewinding with C16's validation figures at every mu: "
-              f"{len(theirs) - len(differ)} of {len(theirs)}" + (f"; VOID ({sorted(differ)})" if differ else ""))
+              f"{compared - len(differ)} of {compared}" + (f"; VOID ({sorted(differ)})" if differ else ""))
         bad += differ
     return not bad
+
+
+def same_training(c16: list, ours: list, mode: str) -> tuple[int, list]:
+    """(compared, differing (seed, sparsity)): C16's runs that chose ``mode``, and those of them where the fixed-mode
+    run ``ours`` lacks the run or has other validation accuracy or CWV at some μ of C16's search (to 1e-7)."""
+    mine = {(r["seed"], r["target_sparsity"]): r for r in ours}
+    theirs = [r for r in c16 if r["mode"] == mode]
+    differ = [(r["seed"], r["target_sparsity"]) for r in theirs
+              if (r["seed"], r["target_sparsity"]) not in mine or any(
+                  abs(mine[(r["seed"], r["target_sparsity"])]["search"][mu][k] - r["search"][mu][k]) > 1e-7
+                  for mu in r["search"] for k in ("accuracy", "cwv"))]
+    return len(theirs), differ
 
 
 def cells(files: list, source: str) -> int:

@@ -21,9 +21,9 @@ import json
 import pathlib
 import sys
 
-from experiments import compare, reports
+from experiments import reports
 from session14_decide import met_cells
-from session31_decide import SETS, records
+from session31_decide import DENSE, SETS, records, same_training
 
 R = pathlib.Path("docs/results/records")
 CANDIDATES = {"cifar10": R / "session29_cifar10_candidates_all.json", "bignose": R / "session29_Big_Nose_candidates.json"}
@@ -43,20 +43,6 @@ def at_mu0(runs: list, cands: dict, method: str, mode_of=lambda r: r["mode"]) ->
     """Each run's μ = 0 candidate (its validation and test figures) as a record of ``method``."""
     return [{**r, "method": method, **{k: cands[(r["seed"], r["target_sparsity"], mode_of(r), "0")][k]
                                         for k in ("val", "test")}} for r in runs]
-
-
-def same_training(c16: list, ours: list, mode: str) -> tuple[int, int]:
-    """(equal, compared): C16's runs that chose ``mode`` whose validation figures of every μ the variant has equal."""
-    mine = {(r["seed"], r["target_sparsity"]): r for r in ours}
-    equal = compared = 0
-    for r in c16:
-        m = mine.get((r["seed"], r["target_sparsity"]))
-        if r["mode"] != mode or m is None:
-            continue
-        compared += 1
-        equal += all(abs(m["search"][mu][k] - r["search"][mu][k]) <= 1e-7
-                     for mu in r["search"] for k in ("accuracy", "cwv"))
-    return equal, compared
 
 
 def row(label: str, recs: list, base: list, c16: list) -> list:
@@ -131,13 +117,14 @@ def main() -> None:
                 continue
             ours = records(path, variant)
             dense = {r["seed"]: r["test"] for r in records(path, "dense")}
-            kept = {r["seed"]: r["test"] for f in files for r in records(f, "dense")}
-            if name == "cifar10":
-                kept = {r["seed"]: r["test"] for r in records(R / "session31_cifar10_dense.json", "dense")}
+            kept = {r["seed"]: r["test"] for f in DENSE.get(name, files) for r in records(f, "dense")}
+            same = ""
+            if mode is not None:
+                compared, differ = same_training(c16, ours, mode)
+                same = (f"; runs where C16 chose this mode with the same validation figures at every μ: "
+                        f"{compared - len(differ)} of {compared}")
             print(f"   {label}: dense records equal the comparison's: "
-                  f"{sum(kept.get(s) == t for s, t in dense.items())} of {len(dense)}"
-                  + ("" if mode is None else "; runs where C16 chose this mode with the same validation figures at "
-                     "every μ: %d of %d" % same_training(c16, ours, mode)))
+                  f"{sum(kept.get(s) == t for s, t in dense.items())} of {len(dense)}{same}")
             mine = candidates(R / f"session33_{variant}_{name}_candidates.json")
             rows += [(label, ours), (f"{label}, μ = 0", at_mu0(ours, mine, "mu0", lambda r: "fixed"))]
         print("| variant | sparsity | acc (%) | CWV | Δacc vs C16 | ΔCWV vs C16 [95% CI] | Δacc vs LTH | ΔCWV vs LTH | "
