@@ -10,7 +10,10 @@ per-seed paired differences (pure NumPy; no JAX)::
                      indices drawn as one ``integers(0, n, size=(num_resamples, n))`` call), take
                      the mean of each resample, and the (alpha/2, 1 - alpha/2) quantiles of those
                      means (``np.quantile``, linear interpolation)
-    significant    = the CI excludes 0 (False when n < 2: the CI is undefined, NaN bounds)
+    significant    = the CI excludes 0 by more than ``ROUNDING`` times the largest |value| (False when
+                     n < 2: the CI is undefined, NaN bounds). Metrics are recorded in float32: a
+                     resample mean that is exactly 0 (e.g. +1 and -1 face on two seeds) reads +-1e-8
+                     after rounding, which must not count as excluding 0
     wins           = #{s : A is better than B on seed s}: d_s < 0 when lower is better (CWV, MCD,
                      DP / EO differences), d_s > 0 when higher is better (accuracy, worst-group
                      accuracy); ``ties`` = #{s : d_s = 0}
@@ -38,6 +41,7 @@ from numpy.typing import ArrayLike
 __all__ = [
     "MIN_SEEDS",
     "PairedComparison",
+    "ROUNDING",
     "align_by_seed",
     "bootstrap_ci",
     "bootstrap_means",
@@ -45,6 +49,9 @@ __all__ = [
 ]
 
 MIN_SEEDS = 5  # fewer seeds than this: no claim, whatever the interval says
+# A CI bound within ROUNDING * max|value| of 0 is 0: float32 values (6e-8 relative) cannot resolve less, and the
+# mean of several rounded differences can miss an exact 0 by a few of their rounding errors.
+ROUNDING = 8 * float(np.finfo(np.float32).eps)
 CI_METHODS = ("percentile", "bca")
 
 PerSeed = Union[Mapping[Hashable, float], Sequence[float], np.ndarray]
@@ -262,7 +269,8 @@ def paired_comparison(
     seeds, va, vb = align_by_seed(a, b)
     d = va - vb
     low, high = bootstrap_ci(d, confidence=confidence, num_resamples=num_resamples, seed=seed, method=method)
-    significant = bool(len(d) >= 2 and (low > 0.0 or high < 0.0))
+    tolerance = ROUNDING * float(max(np.max(np.abs(va)), np.max(np.abs(vb))))
+    significant = bool(len(d) >= 2 and (low > tolerance or high < -tolerance))
     wins = int(np.sum(d > 0)) if higher_is_better else int(np.sum(d < 0))
     mean_b = float(np.mean(vb))
     relative = math.nan if mean_b == 0.0 else 1.0 - float(np.mean(va)) / mean_b

@@ -157,6 +157,23 @@ def test_ties_and_zero_differences():
     assert (r.ci_low, r.ci_high) == (-1.0, -1.0) and r.significant
 
 
+def test_a_bound_that_is_zero_up_to_float32_rounding_does_not_count_as_excluding_zero():
+    # Group accuracies as the records hold them: float32 k / 845 faces. A wins by one face on 8 seeds and loses by
+    # one on 2, so in exact arithmetic the CI's lower end is a resample mean of exactly 0 (4 wins, 4 losses...).
+    k = np.array([655, 591, 553, 480, 492, 412, 422, 404, 452, 643])
+    sign = np.array([1] * 8 + [-1] * 2)
+    a = np.float32((k + sign) / 845).astype(float)
+    b = np.float32(k / 845).astype(float)
+    low, _ = stats.bootstrap_ci(a - b)
+    assert 0.0 < low < 1e-7  # the rounding noise this guards against (exactly 0 with a, b as exact fractions)
+    exact_low, _ = stats.bootstrap_ci((k + sign) / 845 - k / 845)
+    assert abs(exact_low) < 1e-15
+    r = stats.paired_comparison(a, b, higher_is_better=True)
+    assert not r.significant and r.verdict() == "not significant"
+    # A real one-face margin on every seed stays significant.
+    assert stats.paired_comparison(np.float32((k + 1) / 845).astype(float), b, higher_is_better=True).significant
+
+
 def test_fewer_than_two_seeds_have_no_interval():
     r = stats.paired_comparison({3: 0.2}, {3: 0.3})
     assert r.n == 1 and r.wins == 1 and r.mean_difference == pytest.approx(-0.1)
