@@ -141,11 +141,18 @@ def within_points(difference_pp: float, tolerance_pp: float = 1.0) -> bool:
     return difference_pp >= -tolerance_pp - FLOAT32_SLACK_PP
 
 
-def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tolerance_pp: float = 1.0) -> list[str]:
+NAMES = {"cwv": "CWV", "mcd": "MCD", "worst_group_accuracy": "worst-group accuracy"}  # in a cell's reasons
+
+
+def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tolerance_pp: float = 1.0,
+                levelling_up: bool = False) -> list[str]:
     """Issue #13's bar, cell by cell (lines of a Markdown section): a (method, sparsity, baseline) cell
     is met when the method's CWV and MCD are both significantly lower than the baseline's (the paired
     comparisons' CI, 95% in the issue, excluding 0) and its mean accuracy is at least the accuracy reference's minus
     ``tolerance_pp`` points; the accuracy reference is ``baselines[0]`` (Standard LTH in the issue).
+    ``levelling_up`` adds a condition the issue does not have: the method's worst-group accuracy significantly
+    higher than the baseline's, so that a cell cannot be met by lowering the better groups alone (docs/results.md
+    A.3c: a random levelling down of LTH meets the issue's bar as often as Ballot on CelebA).
     One row per method and sparsity, one column per baseline, and each method's count of cells met."""
     if not baselines:
         raise ValueError("--bar needs at least one baseline label, the first being the accuracy reference")
@@ -156,15 +163,17 @@ def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tole
         raise ValueError(f"no paired comparison against {', '.join(baselines)}: name them with --run and "
                          "the methods judged with --against")
 
+    metrics = ("cwv", "mcd", "worst_group_accuracy") if levelling_up else ("cwv", "mcd")
+
     def met(method, sparsity, baseline) -> str:
-        fair = [found.get((method, sparsity, baseline, k), {}).get("verdict") for k in ("cwv", "mcd")]
+        fair = [found.get((method, sparsity, baseline, k), {}).get("verdict") for k in metrics]
         accuracy = found.get((method, sparsity, baselines[0], "accuracy"), {})
         if None in fair or accuracy.get("mean_difference") is None:
             return "n/a"
         accurate = within_points(accuracy["mean_difference"] * 100, tolerance_pp)
         if all(v == "significant, better" for v in fair) and accurate:
             return "met"
-        reasons = [k.upper() + " " + v for k, v in zip(("cwv", "mcd"), fair) if v != "significant, better"]
+        reasons = [NAMES[k] + " " + v for k, v in zip(metrics, fair) if v != "significant, better"]
         if not accurate:
             points = accuracy["mean_difference"] * 100
             shown = f"{points:+.2f}"
@@ -175,8 +184,9 @@ def bar_summary(paired: Sequence[dict[str, Any]], baselines: Sequence[str], tole
 
     levels = sorted({e["confidence"] for e in paired if "confidence" in e} - {0.95})  # the issue's level unsaid
     level = f" (paired {'/'.join(f'{100 * c:g}%' for c in levels)} CI excluding 0)" if levels else ""
-    lines = ["## The bar (issue #13)", "",
-             f"A cell is met when CWV and MCD are both significantly lower than the baseline's{level} and the mean "
+    up = " and the worst-group accuracy significantly higher (levelling up, not in the issue)" if levelling_up else ""
+    lines = ["## The bar (issue #13)" + (", with levelling up" if levelling_up else ""), "",
+             f"A cell is met when CWV and MCD are both significantly lower than the baseline's{level}{up} and the mean "
              f"accuracy is at least {baselines[0]}'s minus {tolerance_pp:g} point(s); otherwise what misses.", "",
              "| Method | Sparsity | " + " | ".join(f"vs {b}" for b in baselines) + " |",
              "|---|---|" + "---|" * len(baselines)]
@@ -200,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> str:
                         "levels) to this .json file, readable by --run LABEL=FILE.json:LABEL")
     parser.add_argument("--bar", default="", help="comma-separated baseline labels for issue #13's bar, the "
                         "first the accuracy reference (e.g. lth,magnitude): adds a section of cells met")
+    parser.add_argument("--bar-levelling-up", action="store_true", help="with --bar: a cell also needs the "
+                        "worst-group accuracy significantly higher than the baseline's (not in issue #13's bar)")
     parser.add_argument("--seeds", default="", help="comma-separated seeds to read (default: every seed found), "
                         "e.g. 0,1,2,3,4 for the first five of a ten-seed run")
     parser.add_argument("--confidence", type=float, default=0.95, help="level of the paired bootstrap "
@@ -222,8 +234,10 @@ def main(argv: Sequence[str] | None = None) -> str:
     text = reports.results_markdown(records, reference=reference, against=against, paired=paired)
     text += "\n\n" + "\n".join(verdict_summary(paired))
     bar = [b for b in args.bar.split(",") if b]
+    if args.bar_levelling_up and not bar:
+        parser.error("--bar-levelling-up needs --bar BASELINES")
     if bar:
-        text += "\n\n" + "\n".join(bar_summary(paired, bar))
+        text += "\n\n" + "\n".join(bar_summary(paired, bar, levelling_up=args.bar_levelling_up))
     return emit(text, args.out)
 
 

@@ -52,6 +52,31 @@ def test_bar_summary_counts_a_cell_only_with_both_metrics_significant_and_accura
         compare.bar_summary(paired, [])
 
 
+def test_bar_with_levelling_up_refuses_a_cell_met_by_lowering_the_better_group_alone(tmp_path):
+    # Two groups: LTH at (0.90, 0.70 + 0.002 s). "down" lowers the better group by 2 points (worst group unchanged);
+    # "up" raises the worse group by 1-2 points instead. Both are fairer than LTH on every seed and within a point.
+    def rec(method, s, better, worse):
+        test = {"accuracy": (better + worse) / 2, "cwv": ((better - worse) / 2) ** 2, "mcd": better - worse,
+                "worst_group_accuracy": min(better, worse)}
+        return {"method": method, "target_sparsity": 0.8, "sparsity": 0.8, "seed": s, "train_time_s": 1.0, "test": test}
+    records = []
+    for s in SEEDS:
+        worse = 0.70 + 0.002 * s
+        records += [rec("lth", s, 0.90, worse), rec("down", s, 0.88, worse),
+                    rec("up", s, 0.90, worse + 0.01 + 0.002 * s)]
+    paired = reports.paired_comparisons(records, against=["down", "up"])
+    assert _cells("\n".join(compare.bar_summary(paired, ["lth"]))) == {("down", "0.8"): ["met"], ("up", "0.8"): ["met"]}
+    strict = "\n".join(compare.bar_summary(paired, ["lth"], levelling_up=True))
+    assert _cells(strict) == {("down", "0.8"): ["worst-group accuracy not significant"], ("up", "0.8"): ["met"]}
+    assert "worst-group accuracy significantly higher" in strict and strict.endswith("down 0 of 1; up 1 of 1.")
+    compare.export_records(records, tmp_path / "r.json")
+    runs = [a for m in ("lth", "down", "up") for a in ("--run", f"{m}={tmp_path / 'r.json'}:{m}")]
+    text = compare.main(runs + ["--against", "down,up", "--bar", "lth", "--bar-levelling-up"])
+    assert text.endswith("down 0 of 1; up 1 of 1.")
+    with pytest.raises(SystemExit):
+        compare.main(runs + ["--bar-levelling-up"])
+
+
 @pytest.mark.parametrize("faces_lost, accurate", [(200, True), (201, False)])
 def test_bar_summary_reads_a_difference_of_exactly_one_point_as_within_it_despite_float32(faces_lost, accurate):
     # LTH's correct faces of 2,000 on ten seeds (CelebA Wavy_Hair at 80%, session 25), Ballot's a total of
