@@ -12,21 +12,32 @@ R = "docs/results/records"
 # development sets only (the next design is chosen from this reading); their every candidate is exported
 SETS = {"big_nose": "session29_Big_Nose_candidates.json", "cifar10": "session29_cifar10_candidates_all.json"}
 
-for name, path in SETS.items():
-    runs = {}
-    for c in json.load(open(f"{R}/{path}"))["candidates"]:
-        runs.setdefault((c["seed"], c["target_sparsity"], c["mode"]), {})[c["mu"]] = c
-    for mu in ("0.3", "1", "3"):
-        worst, best, overall = [], [], []
-        for run in runs.values():
-            if mu not in run:  # the other mode's μ = 0 candidate alone
-                continue
-            val0 = run["0"]["val"]["per_group_accuracy"]
-            lo, hi = min(range(len(val0)), key=val0.__getitem__), max(range(len(val0)), key=val0.__getitem__)
-            t0, t = run["0"]["test"]["per_group_accuracy"], run[mu]["test"]["per_group_accuracy"]
-            worst.append(t[lo] - t0[lo])
-            best.append(t[hi] - t0[hi])
-            overall.append(run[mu]["test"]["accuracy"] - run["0"]["test"]["accuracy"])
-        print(f"{name} mu {mu}: {len(worst)} runs; test accuracy change from mu = 0 (points): group worst on validation "
-              f"{100 * statistics.mean(worst):+.2f}, best {100 * statistics.mean(best):+.2f}, overall "
-              f"{100 * statistics.mean(overall):+.2f}")
+
+def worst_and_best(accuracy: list) -> tuple[int, int]:
+    """The indices of the least and the most accurate group (the first of equals)."""
+    return min(range(len(accuracy)), key=accuracy.__getitem__), max(range(len(accuracy)), key=accuracy.__getitem__)
+
+
+def main() -> None:
+    for name, path in SETS.items():
+        runs = {}
+        for c in json.load(open(f"{R}/{path}"))["candidates"]:
+            runs.setdefault((c["seed"], c["target_sparsity"], c["mode"]), {})[c["mu"]] = c
+        for mu in ("0.3", "1", "3"):
+            worst, best, overall = [], [], []
+            for run in runs.values():
+                if mu not in run:  # the other mode's μ = 0 candidate alone
+                    continue
+                val0 = run["0"]["val"]["per_group_accuracy"]
+                lo, hi = worst_and_best(val0)
+                t0, t = run["0"]["test"]["per_group_accuracy"], run[mu]["test"]["per_group_accuracy"]
+                worst.append(t[lo] - t0[lo])
+                best.append(t[hi] - t0[hi])
+                overall.append(run[mu]["test"]["accuracy"] - run["0"]["test"]["accuracy"])
+            print(f"{name} mu {mu}: {len(worst)} runs; test accuracy change from mu = 0 (points): group worst on validation "
+                  f"{100 * statistics.mean(worst):+.2f}, best {100 * statistics.mean(best):+.2f}, overall "
+                  f"{100 * statistics.mean(overall):+.2f}")
+
+
+if __name__ == "__main__":
+    main()

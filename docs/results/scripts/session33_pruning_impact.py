@@ -8,12 +8,13 @@ that seed, the last level the ticket at the target sparsity. Paired over seeds (
 percentile bootstrap CI of ``ballot_jax.stats``): overall accuracy, CWV, and the accuracy of the group worst and the
 group best on *validation* at level 0 (chosen on validation so that the test split's noise does not pick them).
 
-    PYTHONPATH=. python3 docs/results/scripts/session33_pruning_impact.py
+    PYTHONPATH=.:docs/results/scripts python3 docs/results/scripts/session33_pruning_impact.py
 """
 import glob
 import json
 
 from ballot_jax import stats
+from session31_levelling import worst_and_best
 
 # development sets only, with their LTH workdirs on this machine (Blond_Hair's and Wavy_Hair's are gone)
 WORKDIRS = {"cifar10": "/work/runs/s29_dev_cifar10_{sp}", "big_nose": "/work/runs/s29_dev_Big_Nose_*",
@@ -30,7 +31,7 @@ def changes(pattern: str, sparsity: str) -> dict:
         r = json.load(open(path))
         dense, ticket = r["levels"][0], r
         val0 = dense["val"]["per_group_accuracy"]
-        lo, hi = min(range(len(val0)), key=val0.__getitem__), max(range(len(val0)), key=val0.__getitem__)
+        lo, hi = worst_and_best(val0)
         t0, t = dense["test"]["per_group_accuracy"], ticket["test"]["per_group_accuracy"]
         s = r["seed"]
         out["accuracy"][s] = ticket["test"]["accuracy"] - dense["test"]["accuracy"]
