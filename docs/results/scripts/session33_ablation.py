@@ -99,9 +99,9 @@ def head_to_head(rows: dict) -> None:
 def main() -> None:
     for name in sys.argv[1:] or list(CANDIDATES):
         files, c16_path = SETS[name]
-        ran = [records(R / f"session33_{v}_{name}.json", v) for v, _ in VARIANTS.values()
-               if (R / f"session33_{v}_{name}.json").exists()]
-        seeds = {r["seed"] for recs in ran for r in recs} or None  # every row on the variants' seeds (Big_Nose: 0-4)
+        ran = {v: json.load(open(R / f"session33_{v}_{name}.json"))["records"] for v, _ in VARIANTS.values()
+               if (R / f"session33_{v}_{name}.json").exists()}  # each variant's records, its dense ones too
+        seeds = {r["seed"] for recs in ran.values() for r in recs} or None  # every row on the variants' seeds (Big_Nose: 0-4)
         keep = lambda recs: [r for r in recs if seeds is None or r["seed"] in seeds]  # noqa: E731
         base = keep([r for f in files for r in json.load(open(f))["records"] if r["method"] in ("lth", "magnitude")])
         c16 = keep(records(c16_path, "c16"))
@@ -112,11 +112,11 @@ def main() -> None:
         rows = [("default", c16), ("no term", at_mu0(c16, cands, "no term"))]
         for label, (variant, mode) in VARIANTS.items():
             path = R / f"session33_{variant}_{name}.json"
-            if not path.exists():
+            if variant not in ran:
                 print(f"   {label}: no records yet ({path})")
                 continue
-            ours = records(path, variant)
-            dense = {r["seed"]: r["test"] for r in records(path, "dense")}
+            ours = [r for r in ran[variant] if r["method"] == variant]
+            dense = {r["seed"]: r["test"] for r in ran[variant] if r["method"] == "dense"}
             kept = {r["seed"]: r["test"] for f in DENSE.get(name, files) for r in records(f, "dense")}
             same = ""
             if mode is not None:

@@ -6,7 +6,8 @@ apart (unequal skill), or it ranks them as well as the other group's and a base 
 0.5 nothing to gain (the base rate). The area under the ROC curve per group separates the two, since it does not
 depend on the base rate or the threshold. Per seed and model (the dense network, LTH's ticket, and C16's chosen
 candidate) of a Big_Nose development workdir: each group's test accuracy, its majority-class rate and its AUC
-(the probability that a random positive face scores above a random negative one, ties half), then the mean over seeds
+(the probability that a random positive face scores above a random negative one, ties half:
+``sklearn.metrics.roc_auc_score``), then the mean over seeds
 and the paired women − men AUC difference (95% percentile bootstrap CI over seeds).
 
     PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session34_group_auc.py [WORKDIR]
@@ -21,6 +22,7 @@ import sys
 
 import numpy as np
 from ml_collections import config_dict
+from sklearn.metrics import roc_auc_score
 
 from ballot_jax import stats
 from ballot_jax.engine.loop import init_state
@@ -29,23 +31,6 @@ from ballot_jax.engine.steps import make_logits, predict_split
 from experiments.config import train_config
 from experiments.run import build_task
 from session32_logits import last_phase
-
-
-def auc(score: np.ndarray, y: np.ndarray) -> float:
-    """P(score of a random positive > score of a random negative) + half the ties (the Mann-Whitney U statistic)."""
-    order = np.argsort(score, kind="stable")
-    ranks = np.empty(len(score))
-    sorted_scores = score[order]
-    i = 0
-    while i < len(score):  # average ranks over ties
-        j = i
-        while j + 1 < len(score) and sorted_scores[j + 1] == sorted_scores[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    positives = y == 1
-    n_pos, n_neg = positives.sum(), (~positives).sum()
-    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def main() -> None:
@@ -57,22 +42,20 @@ def main() -> None:
     logits_fn = make_logits(task.model)
     test = task.data.test
     y, group = np.asarray(test.y), np.asarray(test.group)
-    rows = {}  # (model, sparsity) -> list of per-seed [acc_w, acc_m, majority_w, majority_m, auc_w, auc_m]
-    for base in sorted(root.glob("seed_*/sparsity_*")):
-        if not (base / "lth.record.json").exists() or not (base / "ballot.record.json").exists():
+    rows = {}  # (model, sparsity) -> list of (seed, [acc_w, majority_w, auc_w, acc_m, majority_m, auc_m])
+    for seed_dir in sorted(root.glob("seed_*")):
+        finished = [b for b in sorted(seed_dir.glob("sparsity_*"))
+                    if (b / "lth.record.json").exists() and (b / "ballot.record.json").exists()]
+        if not finished:
             continue
-        seed, sparsity = int(base.parent.name.removeprefix("seed_")), base.name.removeprefix("sparsity_")
+        seed = int(seed_dir.name.removeprefix("seed_"))
         like = init_state(task, train_config(config, seed))
-        chosen = json.loads((base / "ballot.record.json").read_text())["run_dir"]  # the candidate C16 chose
-        models = {"dense": base.parent / "dense", "lth": last_phase(base / "lth"),
-                  "c16": last_phase(base / "ballot" / chosen)}
-        for name, phase in models.items():
-            if name == "dense":  # one dense network per seed, shown once
-                if any(s == seed for s, _ in rows.get(("dense", "-"), [])):
-                    continue
-                sparsity_key = "-"
-            else:
-                sparsity_key = sparsity
+        models = [("dense", "-", seed_dir / "dense")]  # one dense network per seed
+        for base in finished:
+            sparsity = base.name.removeprefix("sparsity_")
+            chosen = json.loads((base / "ballot.record.json").read_text())["run_dir"]  # the candidate C16 chose
+            models += [("lth", sparsity, last_phase(base / "lth")), ("c16", sparsity, last_phase(base / "ballot" / chosen))]
+        for name, sparsity, phase in models:
             state, _ = finished_phase(phase, like)
             logits = np.asarray(predict_split(logits_fn, state.params, state.model_state, test.x, task.mesh))
             score = logits[:, 1] - logits[:, 0]
@@ -80,8 +63,9 @@ def main() -> None:
             for g in (0, 1):
                 m = group == g
                 base_rate = y[m].mean()
-                row += [float(((score[m] > 0) == (y[m] == 1)).mean()), max(base_rate, 1 - base_rate), auc(score[m], y[m])]
-            rows.setdefault((name, sparsity_key), []).append((seed, row))
+                row += [float(((score[m] > 0) == (y[m] == 1)).mean()), max(base_rate, 1 - base_rate),
+                        float(roc_auc_score(y[m], score[m]))]
+            rows.setdefault((name, sparsity), []).append((seed, row))
     print("| model | sparsity | seeds | women: acc / majority / AUC | men: acc / majority / AUC | AUC women − men [95% CI] |")
     print("|---|---|---|---|---|---|")
     for (name, sparsity), per_seed in rows.items():

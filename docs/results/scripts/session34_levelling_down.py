@@ -21,6 +21,7 @@ SET: the development sets by default (cifar10, bignose, wavy, blond, digits_lt10
 attractive, male, synthetic, cifar10_lt10) only when named, read as a report after every decision (nothing here is
 adopted: the oracle is a bound, not a candidate).
 """
+import functools
 import pathlib
 import sys
 import zipfile
@@ -61,6 +62,7 @@ def split_counts(name: str) -> dict:
     return {"val": np.bincount(group[val], minlength=2), "test": np.bincount(group[test], minlength=2)}
 
 
+@functools.lru_cache(maxsize=None)  # split_counts and majority_rates both need it: the attribute file read once a set
 def celeba_split(name: str) -> tuple:
     """(y, group, (train, val, test) row indices) of a CelebA set, from the attribute file (no image decoded)."""
     with zipfile.ZipFile(DATA / "celeba-10k.zip") as z:  # group = Male (the attribute, or the label for "male")
@@ -158,27 +160,28 @@ def main(names: list) -> None:
         paired = reports.paired_comparisons(lth + magnitude + list(c16.values()) + oracles, against=judged)
         print(f"== {name} ({len(lth)} LTH runs)")
         if name in CELEBA_TARGETS and name != "male":
-            above = {m: np.mean([np.asarray(r["test"]["per_group_accuracy"]) for r in rs], axis=0) - majority_rates(name)
+            rates = majority_rates(name)
+            above = {m: np.mean([np.asarray(r["test"]["per_group_accuracy"]) for r in rs], axis=0) - rates
                      for m, rs in (("LTH", lth), ("C16", list(c16.values())))}
             print("   test accuracy above each group's majority-class rate (women, men; points, mean of the runs): "
                   + "; ".join(f"{m} {100 * a[0]:+.1f}, {100 * a[1]:+.1f}" for m, a in above.items())
-                  + f" (the rates {np.round(100 * majority_rates(name), 1).tolist()})")
+                  + f" (the rates {np.round(100 * rates, 1).tolist()})")
         print("\n".join(line for line in compare.bar_summary(paired, ["lth", "magnitude"]) if line.startswith("|")))
         strict = compare.bar_summary(paired, ["lth", "magnitude"], levelling_up=True)
         print("   with levelling up (`--bar-levelling-up`): " + strict[-1].removeprefix("Cells met: "))
         for sparsity in sorted({r["target_sparsity"] for r in lth}):  # does C16's term do more than level down?
             runs = {k[0]: r for k, r in c16.items() if k[1] == sparsity}
-            at_cost = {r["seed"]: test_oracle(r, counts, max(0.0, r["test"]["accuracy"] - runs[r["seed"]]["test"][
-                "accuracy"])) for r in lth if r["target_sparsity"] == sparsity}
+            ticket = {r["seed"]: r for r in lth if r["target_sparsity"] == sparsity}
+            cost = {s: max(0.0, r["test"]["accuracy"] - runs[s]["test"]["accuracy"]) for s, r in ticket.items()}
+            at_cost = {s: test_oracle(r, counts, cost[s]) for s, r in ticket.items()}
             parts = []
             for metric, scale, fmt in (("cwv", 1, "+.5f"), ("mcd", 100, "+.2f")):
                 p = stats.paired_comparison({s: r["test"][metric] for s, r in runs.items()},
                                             {s: r["test"][metric] for s, r in at_cost.items()})
                 parts.append(f"{metric.upper()} {scale * p.mean_difference:{fmt}} [{scale * p.ci_low:{fmt}}, "
                              f"{scale * p.ci_high:{fmt}}] (wins {p.wins}/{len(runs)})")
-            cost = np.mean([max(0.0, r["test"]["accuracy"] - runs[r["seed"]]["test"]["accuracy"])
-                            for r in lth if r["target_sparsity"] == sparsity])
-            print(f"   {sparsity:g}: C16 - ld_test at C16's own cost (mean {100 * cost:.2f} points): " + "; ".join(parts))
+            print(f"   {sparsity:g}: C16 - ld_test at C16's own cost (mean {100 * np.mean(list(cost.values())):.2f} "
+                  "points): " + "; ".join(parts))
             for method in ("c16", f"ld_val_{100 * CHOSEN:g}pt"):
                 worst = [e for e in paired if e["method"] == method and e["sparsity"] == sparsity
                          and e["metric"] == "worst_group_accuracy"]
