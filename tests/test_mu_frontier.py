@@ -75,6 +75,8 @@ def test_bar_with_levelling_up_refuses_a_cell_met_by_lowering_the_better_group_a
     assert text.endswith("down 0 of 1; up 1 of 1.")
     with pytest.raises(SystemExit):
         compare.main(runs + ["--bar-levelling-up"])
+    with pytest.raises(SystemExit):  # refused before any run is read
+        compare.main(["--run", f"x={tmp_path / 'absent'}:x", "--bar-levelling-up"])
 
 
 @pytest.mark.parametrize("faces_lost, accurate", [(200, True), (201, False)])
