@@ -8,7 +8,7 @@ depend on the base rate or the threshold. Per seed and model (the dense network,
 candidate) of a Big_Nose development workdir: each group's test accuracy, its majority-class rate and its AUC
 (the probability that a random positive face scores above a random negative one, ties half:
 ``sklearn.metrics.roc_auc_score``), then the mean over seeds
-and the paired women − men AUC difference (95% percentile bootstrap CI over seeds).
+and the paired women − men AUC difference, then C16 − LTH per group (95% percentile bootstrap CIs over seeds).
 
     PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session34_group_auc.py [WORKDIR]
 
@@ -74,6 +74,14 @@ def main() -> None:
         c = stats.paired_comparison({s: r[2] for s, r in per_seed}, {s: r[5] for s, r in per_seed})
         print(f"| {name} | {sparsity} | {len(per_seed)} | {100 * w[0]:.1f} / {100 * w[1]:.1f} / {w[2]:.3f} | "
               f"{100 * m[0]:.1f} / {100 * m[1]:.1f} / {m[2]:.3f} | {c.mean_difference:+.3f} {c.ci_text('+.3f')} |")
+    for sparsity in sorted({s for n, s in rows if n == "c16"}):  # C16 − LTH per group, paired over seeds
+        ours, theirs = dict(rows[("c16", sparsity)]), dict(rows[("lth", sparsity)])
+        parts = []
+        for label, i in (("women", 2), ("men", 5)):
+            c = stats.paired_comparison({s: r[i] for s, r in ours.items()}, {s: r[i] for s, r in theirs.items()},
+                                        higher_is_better=True)
+            parts.append(f"{label} {c.mean_difference:+.3f} {c.ci_text('+.3f')} ({c.verdict()})")
+        print(f"C16 − LTH, AUC at {sparsity}: " + "; ".join(parts))
 
 
 if __name__ == "__main__":
