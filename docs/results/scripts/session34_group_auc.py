@@ -35,6 +35,9 @@ from session32_logits import last_phase
 
 def main() -> None:
     root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "/work/runs/s29_dev_Big_Nose_a")
+    if not (root / "config.json").exists():
+        raise SystemExit(f"{root} is not an experiment workdir (no config.json): make it with session29_dev_target.sh run "
+                         "TARGET as the docstring says")
     cfg = json.loads((root / "config.json").read_text())
     cfg.pop("_sha256", None)
     config = config_dict.ConfigDict(cfg)
