@@ -13,7 +13,9 @@ momentum 0.9, weight decay 5e-4, cosine learning-rate schedule from 0.05 -- the 
               mesh, with the mask in the optimizer state -- exactly what ``engine.loop.Trainer`` runs
 
 Models: ``small_cnn`` (SmallCNN channels (16, 32), dense 64, no norm; 32x32x3, batch 64) and
-``resnet18`` (CIFAR stem, width 64, batch norm; 32x32x3, batch 32). ``--extra`` adds two reference
+``resnet18`` (CIFAR stem, width 64, batch norm; 32x32x3, batch 32), the latter also as
+``ballot_jax_winograd`` (row ``resnet18+winograd``: the same model with ``conv_impl="winograd"``,
+:mod:`ballot_jax.models.winograd`, in the same interleaved run). ``--extra`` adds two reference
 variants: ``torch_nomask`` (PyTorch without the prune hooks) and ``jax_plain`` (a plain ``jax.jit``
 of the masked step, no ``shard_map``).
 
@@ -63,19 +65,25 @@ SKIP_MESSAGE = (
 )
 
 
+# Further ballot_jax steps timed beside the default one: variant name -> extra model kwargs.
+JAX_VARIANTS = {"ballot_jax_winograd": {"conv_impl": "winograd"}}
+
+
 def model_specs(quick: bool) -> list[dict[str, Any]]:
     if quick:
         return [
             {"label": "small_cnn", "name": "small_cnn",
              "kwargs": {"channels": (4, 8), "dense": 16, "norm": "none"}, "shape": (8, 8, 3), "batch": 8},
             {"label": "resnet18", "name": "resnet18",
-             "kwargs": {"width": 4, "norm": "batch", "stem": "cifar"}, "shape": (8, 8, 3), "batch": 4},
+             "kwargs": {"width": 4, "norm": "batch", "stem": "cifar"}, "shape": (8, 8, 3), "batch": 4,
+             "jax_variants": JAX_VARIANTS},
         ]
     return [
         {"label": "small_cnn", "name": "small_cnn",
          "kwargs": {"channels": (16, 32), "dense": 64, "norm": "none"}, "shape": (32, 32, 3), "batch": 64},
         {"label": "resnet18", "name": "resnet18",
-         "kwargs": {"width": 64, "norm": "batch", "stem": "cifar"}, "shape": (32, 32, 3), "batch": 32},
+         "kwargs": {"width": 64, "norm": "batch", "stem": "cifar"}, "shape": (32, 32, 3), "batch": 32,
+         "jax_variants": JAX_VARIANTS},
     ]
 
 
@@ -330,6 +338,11 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     )
     jbatch = put_batch(batch, mesh)
     jax_step = make_train_step(model, fixed_mask(tx, None), mesh)
+    alt_steps = {
+        name: make_train_step(get_model(spec["name"], num_classes=NUM_CLASSES, **{**spec["kwargs"], **kw}),
+                              fixed_mask(tx, None), mesh)
+        for name, kw in spec.get("jax_variants", {}).items()
+    }
 
     # --- PyTorch, same weights, same mask, same optimizer
     def make_torch(prune_it: bool):
@@ -376,9 +389,18 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     loss_diff = abs(float(stats["loss"]) - float(t_loss))
     check = {"max_abs_param_diff": max_diff, "loss_jax": float(stats["loss"]), "loss_torch": float(t_loss),
              "abs_loss_diff": loss_diff, "atol": ATOL[device], "jax_first_call_s": compile_s,
-             "passed": bool(max_diff <= ATOL[device] and loss_diff <= 10 * ATOL[device])}
+             "passed": bool(max_diff <= ATOL[device] and loss_diff <= 10 * ATOL[device]), "variants": {}}
+    for name, alt_step in alt_steps.items():  # the same step computed another way: same update, up to rounding
+        t0 = time.perf_counter()
+        alt_params = jax.device_get(jax.block_until_ready(alt_step(state, jbatch))[0].params)
+        alt_compile_s = time.perf_counter() - t0
+        d = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))), j_params, alt_params)))
+        check["variants"][name] = {"max_abs_param_diff_vs_ballot_jax": d, "passed": bool(d <= ATOL[device]),
+                                   "first_call_s": alt_compile_s}
+        check["passed"] &= check["variants"][name]["passed"]
 
     variants = {"torch": torch_step, "ballot_jax": lambda: jax_step(state, jbatch)}
+    variants.update({name: (lambda f=f: f(state, jbatch)) for name, f in alt_steps.items()})
     if extra:
         nm_module, _, nm_opt, nm_sched = make_torch(False)
         variants["torch_nomask"] = torch_step_fn(nm_module, nm_opt, nm_sched)
@@ -463,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(affinity {threads['cpu_affinity']})", file=sys.stderr, flush=True)
 
     min_sample_s = 0.002 if args.quick else 0.1
-    measurements, detail_rows, rows, passed = {}, [], [], True
+    measurements, detail_rows, rows, ratios, passed = {}, [], [], {}, True
     for spec in [s for s in model_specs(args.quick) if s["label"] in wanted]:
         label = spec["label"]
         print(f"[{label}] building, checking one step, compiling ...", file=sys.stderr, flush=True)
@@ -480,14 +502,21 @@ def main(argv: list[str] | None = None) -> int:
             "check": c, "variants": {name: common.measured(r, base) for name, r in res.items()},
         }
         m["variants"]["ballot_jax"]["first_call_s"] = c["jax_first_call_s"]  # compiled in the check
+        for name, v in c["variants"].items():
+            m["variants"][name]["first_call_s"] = v["first_call_s"]
         for name, v in m["variants"].items():
             detail_rows.append([label, name, common.ms(v["median_s"]), common.ms(v["iqr_s"]),
                                 f"{v['ratio']:.3f}", f"{v['first_call_s']:.2f}"])
-        jv, tv = m["variants"]["ballot_jax"], m["variants"]["torch"]
-        m["ballot_jax_over_torch"] = jv["ratio"]
-        rows.append([label, device, n_threads, common.ms(tv["median_s"]), common.ms(jv["median_s"]),
-                     f"{jv['ratio']:.3f}", f"[{jv['ratio_q25']:.2f}, {jv['ratio_q75']:.2f}]",
-                     f"{c['max_abs_param_diff']:.1e} " + ("PASS" if c["passed"] else "FAIL")])
+        tv = m["variants"]["torch"]
+        for name in ["ballot_jax", *spec.get("jax_variants", {})]:
+            jv, row_label = m["variants"][name], label + name.removeprefix("ballot_jax").replace("_", "+", 1)
+            ratios[row_label] = jv["ratio"]
+            diff = c["max_abs_param_diff"] if name == "ballot_jax" else c["variants"][name]["max_abs_param_diff_vs_ballot_jax"]
+            ok = c["passed"] if name == "ballot_jax" else c["variants"][name]["passed"]
+            rows.append([row_label, device, n_threads, common.ms(tv["median_s"]), common.ms(jv["median_s"]),
+                         f"{jv['ratio']:.3f}", f"[{jv['ratio_q25']:.2f}, {jv['ratio_q75']:.2f}]",
+                         f"{diff:.1e} " + ("PASS" if ok else "FAIL")])
+        m["ballot_jax_over_torch"] = m["variants"]["ballot_jax"]["ratio"]
 
     notes = [
         "vs_torch: the same masked train step (90% sparsity, SGD momentum 0.9 + weight decay, cosine lr) in",
@@ -498,6 +527,8 @@ def main(argv: list[str] | None = None) -> int:
         common.format_table(["model", "variant", "median ms", "IQR ms", "vs torch", "1st call s"], detail_rows),
         "",
         "ratio = ballot_jax / torch, median of paired per-repetition ratios [IQR]; < 1: ballot_jax is faster.",
+        "resnet18+winograd: the model with conv_impl=\"winograd\" (ballot_jax.models.winograd), timed in the same",
+        "interleaved run; its 1-step check is against the default ballot_jax step (same update up to rounding).",
         "overall: " + ("PASS" if passed else "FAIL") + " (one step from the same state agrees in both frameworks)",
     ]
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
@@ -509,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         ["model", "device", "threads", "torch ms", "ballot_jax ms", "jax/torch", "ratio IQR", "1-step check"],
         rows,
         {"setup": setup, "passed": passed, "measurements": measurements,
-         "ballot_jax_over_torch": {k: m["ballot_jax_over_torch"] for k, m in measurements.items()}},
+         "ballot_jax_over_torch": ratios},
         notes,
     )
     return 0 if passed else 1

@@ -148,15 +148,16 @@ def test_vs_torch_quick(tmp_path):
     pytest.importorskip("torch")
     stdout, data = run_benchmark("vs_torch", tmp_path)
     rows = table_lines(stdout, "jax/torch")[2:]
-    assert [r.split()[0] for r in rows] == ["small_cnn", "resnet18"]
+    assert [r.split()[0] for r in rows] == ["small_cnn", "resnet18", "resnet18+winograd"]
     assert all(r.split()[-1] == "PASS" for r in rows), rows
-    assert data["passed"] is True and set(data["ballot_jax_over_torch"]) == {"small_cnn", "resnet18"}
+    assert data["passed"] is True
+    assert set(data["ballot_jax_over_torch"]) == {"small_cnn", "resnet18", "resnet18+winograd"}
     setup = data["setup"]
     assert setup["torch_num_threads"] == setup["xla_cpu_threads"]  # thread parity
     for m in data["measurements"].values():
         assert abs(m["sparsity"] - 0.9) < 0.01
         assert m["check"]["max_abs_param_diff"] <= m["check"]["atol"]
-        assert set(m["variants"]) == {"torch", "ballot_jax"}
+        assert set(m["variants"]) == {"torch", "ballot_jax"} | ({"ballot_jax_winograd"} if m["model"] == "resnet18" else set())
         for v in m["variants"].values():
             assert len(v["samples_s"]) == 2 and v["median_s"] > 0
 

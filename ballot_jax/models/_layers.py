@@ -31,7 +31,13 @@ import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
+from ballot_jax.models import winograd
+
 NORMS = ("batch", "group", "none")
+# How a conv model computes its 3x3 stride-1 convolutions (the ``conv_impl`` field of ResNet-18/50 and
+# VGG-16): "xla" is ``lax.conv_general_dilated``; "winograd" is :mod:`ballot_jax.models.winograd`
+# where it covers the layer (faster on CPU, rounds differently), ``lax`` elsewhere.
+CONVS = ("xla", "winograd")
 
 # He (Kaiming) normal, fan-in: keeps ReLU activations' scale through depth, even with norm="none".
 conv_init = nn.initializers.he_normal()
@@ -40,6 +46,11 @@ conv_init = nn.initializers.he_normal()
 def check_norm(norm: str) -> None:
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+
+
+def check_conv(conv_impl: str) -> None:
+    if conv_impl not in CONVS:
+        raise ValueError(f"conv_impl must be one of {CONVS}, got {conv_impl!r}")
 
 
 def num_groups(channels: int, max_groups: int = 32) -> int:
@@ -63,8 +74,14 @@ def normalize(norm: str, x: jnp.ndarray, train: bool, name: str | None = None) -
     return x
 
 
-def conv(features: int, kernel: int, stride: int, norm: str, name: str | None = None, groups: int = 1):
-    """A conv layer with 'SAME'-style symmetric padding, He init, and a bias only when norm='none'."""
+def conv(features: int, kernel: int, stride: int, norm: str, name: str | None = None, groups: int = 1,
+         impl: str = "xla"):
+    """A conv layer with 'SAME'-style symmetric padding, He init, and a bias only when norm='none'.
+
+    ``impl`` is one of ``CONVS`` (the models' ``conv_impl`` field); it changes how the layer computes,
+    never its parameters.
+    """
+    check_conv(impl)
     pad = (kernel - 1) // 2
     return nn.Conv(
         features,
@@ -74,6 +91,7 @@ def conv(features: int, kernel: int, stride: int, norm: str, name: str | None = 
         feature_group_count=groups,
         use_bias=(norm == "none"),
         kernel_init=conv_init,
+        conv_general_dilated=winograd.conv_general_dilated if impl == "winograd" else None,
         name=name,
     )
 

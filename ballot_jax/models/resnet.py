@@ -7,7 +7,9 @@
 are ``1x1 conv + norm``. With ``width=64``, the CIFAR stem and 10 classes the model has 11,173,962
 parameters (the figure usually quoted for CIFAR ResNet-18), for ``norm`` "batch" or "group".
 ``norm`` defaults to "group"; see :mod:`ballot_jax.models._layers`. The classifier is a global
-average pool followed by a ``Dense`` named ``"head"``.
+average pool followed by a ``Dense`` named ``"head"``. ``conv_impl`` ("xla", the default, or
+"winograd") chooses how the 3x3 stride-1 convolutions compute (:mod:`ballot_jax.models.winograd`:
+faster on CPU, the same parameters, a different rounding).
 
 ResNet-50 (``ResNet50``): Bottleneck blocks ``1x1 -> 3x3 (stride) -> 1x1 (4x expansion)``, stages
 (3, 4, 6, 3), the stride on the 3x3 conv ("v1.5", as in torchvision and timm), the same stems,
@@ -24,18 +26,18 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ballot_jax.models._layers import check_norm, conv, normalize
+from ballot_jax.models._layers import check_conv, check_norm, conv, normalize
 
 STEMS = ("cifar", "imagenet")
 
 
-def stem(x: jnp.ndarray, kind: str, width: int, norm: str, train: bool) -> jnp.ndarray:
+def stem(x: jnp.ndarray, kind: str, width: int, norm: str, train: bool, conv_impl: str = "xla") -> jnp.ndarray:
     """The input stem (see the module docstring); call from inside an ``nn.compact`` method.
 
     Its layers are named ``stem_conv`` and ``stem_norm`` in the calling module.
     """
     if kind == "cifar":
-        x = conv(width, 3, 1, norm, name="stem_conv")(x)
+        x = conv(width, 3, 1, norm, name="stem_conv", impl=conv_impl)(x)
         x = nn.relu(normalize(norm, x, train, name="stem_norm"))
     elif kind == "imagenet":
         x = conv(width, 7, 2, norm, name="stem_conv")(x)
@@ -50,13 +52,14 @@ class BasicBlock(nn.Module):
     features: int
     stride: int = 1
     norm: str = "group"
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         residual = x
-        y = conv(self.features, 3, self.stride, self.norm)(x)
+        y = conv(self.features, 3, self.stride, self.norm, impl=self.conv_impl)(x)
         y = nn.relu(normalize(self.norm, y, train))
-        y = conv(self.features, 3, 1, self.norm)(y)
+        y = conv(self.features, 3, 1, self.norm, impl=self.conv_impl)(y)
         y = normalize(self.norm, y, train)
         if self.stride != 1 or x.shape[-1] != self.features:
             residual = conv(self.features, 1, self.stride, self.norm, name="shortcut_conv")(x)
@@ -69,11 +72,13 @@ def _resnet(model: nn.Module, block: type, x: jnp.ndarray, train: bool) -> jnp.n
     ``__call__``: stem, ``model.stage_sizes`` stages of ``block`` (stride 2 at the first block of
     every stage but the first, width doubling per stage), global average pool, the "head"."""
     check_norm(model.norm)
-    x = stem(x, model.stem, model.width, model.norm, train)
+    check_conv(model.conv_impl)
+    x = stem(x, model.stem, model.width, model.norm, train, model.conv_impl)
     for i, n_blocks in enumerate(model.stage_sizes):
         for j in range(n_blocks):
             stride = 2 if (i > 0 and j == 0) else 1
-            x = block(model.width * 2**i, stride, model.norm, name=f"stage{i + 1}_block{j + 1}")(x, train)
+            x = block(model.width * 2**i, stride, model.norm, conv_impl=model.conv_impl,
+                      name=f"stage{i + 1}_block{j + 1}")(x, train)
     x = jnp.mean(x, axis=(1, 2))
     return nn.Dense(model.num_classes, name="head")(x)
 
@@ -84,6 +89,7 @@ class ResNet18(nn.Module):
     stem: str = "cifar"
     norm: str = "group"
     stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -97,6 +103,7 @@ class Bottleneck(nn.Module):
     stride: int = 1
     norm: str = "group"
     expansion: int = 4
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
@@ -104,7 +111,7 @@ class Bottleneck(nn.Module):
         residual = x
         y = conv(self.features, 1, 1, self.norm)(x)
         y = nn.relu(normalize(self.norm, y, train))
-        y = conv(self.features, 3, self.stride, self.norm)(y)
+        y = conv(self.features, 3, self.stride, self.norm, impl=self.conv_impl)(y)
         y = nn.relu(normalize(self.norm, y, train))
         y = conv(out_features, 1, 1, self.norm)(y)
         y = normalize(self.norm, y, train)
@@ -122,6 +129,7 @@ class ResNet50(nn.Module):
     stem: str = "cifar"
     norm: str = "group"
     stage_sizes: Sequence[int] = (3, 4, 6, 3)
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:

@@ -10,7 +10,8 @@ With ``width=64`` and 10 classes the default model (single-layer classifier, as 
 of Frankle & Carbin's lottery-ticket experiments) has 14,710,464 conv-kernel weights, 5,130 head
 parameters and 8,448 norm scales/offsets: 14,724,042 in all for ``norm`` "batch"/"group"
 (14,719,818 with ``norm="none"``, where each conv has a bias instead of a norm layer).
-``norm`` defaults to "group"; see :mod:`ballot_jax.models._layers`.
+``norm`` defaults to "group"; see :mod:`ballot_jax.models._layers`. ``conv_impl`` as in ResNet-18
+(:mod:`ballot_jax.models.resnet`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Sequence
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ballot_jax.models._layers import check_norm, conv, max_pool_2x2, normalize
+from ballot_jax.models._layers import check_conv, check_norm, conv, max_pool_2x2, normalize
 
 # Channel multipliers of width; "M" = 2x2 max-pool.
 VGG16_CFG = (1, 1, "M", 2, 2, "M", 4, 4, 4, "M", 8, 8, 8, "M", 8, 8, 8, "M")
@@ -32,17 +33,19 @@ class VGG16(nn.Module):
     norm: str = "group"
     classifier: Sequence[int] = ()
     dropout: float = 0.0
+    conv_impl: str = "xla"
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, train: bool = False) -> jnp.ndarray:
         check_norm(self.norm)
+        check_conv(self.conv_impl)
         i = 0
         for v in VGG16_CFG:
             if v == "M":
                 x = max_pool_2x2(x)
             else:
                 i += 1
-                x = conv(self.width * v, 3, 1, self.norm, name=f"conv{i}")(x)
+                x = conv(self.width * v, 3, 1, self.norm, name=f"conv{i}", impl=self.conv_impl)(x)
                 x = nn.relu(normalize(self.norm, x, train, name=f"norm{i}"))
         x = jnp.mean(x, axis=(1, 2))
         for k, h in enumerate(self.classifier):

@@ -1,0 +1,115 @@
+"""Session 35: where Winograd F(2x2, 3x3) (ballot_jax.models.winograd) pays on this CPU, at 1 thread.
+
+Part 1 (shapes): each 3x3 stride-1 convolution shape of the CIFAR ResNet-18 at batch 32 (and of its
+width-16 variant's first stage), alone:
+forward and gradient (w.r.t. input and kernel) ms, Winograd against ``lax.conv_general_dilated``,
+and the float32 difference between them (max |difference| / max |direct|).
+Part 2 (stages): the whole ResNet-18 (batch norm, train mode) ``value_and_grad`` with Winograd on
+the 3x3 stride-1 layers of one input-channel count at a time (``covers``' tile threshold lifted),
+then with the library's rule (``covers`` as shipped), interleaved, median of 7. This is what chose
+``MIN_TILES`` and ``MIN_IN_CHANNELS``.
+
+    PYTHONPATH=. python docs/results/scripts/session35_winograd.py [shapes] [stages]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # 1 thread, before JAX starts
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+
+from ballot_jax.models import get_module  # noqa: E402
+from ballot_jax.models import winograd as W  # noqa: E402
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+BATCH = 32
+
+
+def median_ms(f, *args, n=9):
+    jax.block_until_ready(f(*args))
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        jax.block_until_ready(f(*args))
+        times.append(time.perf_counter() - t)
+    return 1e3 * float(np.median(times))
+
+
+def direct(x, k):
+    return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
+
+
+def shapes() -> None:
+    print("part 1: ResNet-18's 3x3 stride-1 shapes at batch 32, 1 thread (ms; ratio = winograd / direct)")
+    print(f"{'H=W':>4} {'C':>4} {'O':>4} {'tiles':>6} | {'fwd direct':>10} {'winograd':>9} {'ratio':>6} | "
+          f"{'grad direct':>11} {'winograd':>9} {'ratio':>6} | {'max rel diff':>12}")
+    key = jax.random.PRNGKey(0)
+    # The CIFAR stem (3 -> 64), a width-16 ResNet-18's first stage (16 -> 16), then ResNet-18's stages.
+    for size, c, o in [(32, 3, 64), (32, 16, 16), (32, 64, 64), (16, 128, 128), (8, 256, 256), (4, 512, 512)]:
+        kx, kw, kc = jax.random.split(jax.random.fold_in(key, 1000 * c + o), 3)
+        x = jax.random.normal(kx, (BATCH, size, size, c))
+        k = jax.random.normal(kw, (3, 3, c, o)) * (2.0 / (9 * c)) ** 0.5
+        ct = jax.random.normal(kc, (BATCH, size, size, o))
+        fwd = {name: jax.jit(f) for name, f in (("direct", direct), ("winograd", W.winograd_conv3x3))}
+        grad = {name: jax.jit(jax.grad(lambda x, k, f=f: jnp.vdot(f(x, k), ct), argnums=(0, 1)))
+                for name, f in (("direct", direct), ("winograd", W.winograd_conv3x3))}
+        ref = fwd["direct"](x, k)
+        rel = float(jnp.max(jnp.abs(fwd["winograd"](x, k) - ref)) / jnp.max(jnp.abs(ref)))
+        tf = {n: median_ms(f, x, k) for n, f in fwd.items()}
+        tg = {n: median_ms(f, x, k) for n, f in grad.items()}
+        print(f"{size:>4} {c:>4} {o:>4} {BATCH * (size // 2) ** 2:>6} | {tf['direct']:>10.1f} {tf['winograd']:>9.1f} "
+              f"{tf['winograd'] / tf['direct']:>6.2f} | {tg['direct']:>11.1f} {tg['winograd']:>9.1f} "
+              f"{tg['winograd'] / tg['direct']:>6.2f} | {rel:>12.1e}", flush=True)
+
+
+def stages() -> None:
+    print("part 2: ResNet-18 (batch norm) value_and_grad, batch 32, 1 thread; Winograd on the 3x3 stride-1 layers "
+          "with the input channels named (tile threshold lifted), then the shipped rule; interleaved, median of 7")
+    shipped = W.covers
+    x = jax.random.normal(jax.random.PRNGKey(0), (BATCH, 32, 32, 3))
+    y = jnp.arange(BATCH) % 10
+    xla = get_module("resnet18", 10, norm="batch")
+    variables = xla.init(jax.random.PRNGKey(1), x)
+
+    def compiled(module):
+        def loss(params):
+            out, _ = module.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+            return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+
+        f = jax.jit(jax.value_and_grad(loss))
+        jax.block_until_ready(f(variables["params"]))  # traced now, under the current rule
+        return f
+
+    fns = {"none (xla)": compiled(xla)}
+    wino = get_module("resnet18", 10, norm="batch", conv_impl="winograd")
+    saved = W.MIN_TILES
+    for c in (64, 128, 256, 512):  # rhs is HWIO: rhs[2] is the input channel count
+        W.covers, W.MIN_TILES = (lambda lhs, rhs, *a, c=c, **k: rhs[2] == c and shipped(lhs, rhs, *a, **k)), 0
+        try:
+            fns[f"C = {c} only"] = compiled(wino)
+        finally:
+            W.covers, W.MIN_TILES = shipped, saved
+    fns["shipped rule"] = compiled(wino)
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(7):
+        for name, f in fns.items():
+            t = time.perf_counter()
+            jax.block_until_ready(f(variables["params"]))
+            times[name].append(time.perf_counter() - t)
+    base = float(np.median(times["none (xla)"]))
+    for name in fns:
+        m = float(np.median(times[name]))
+        print(f"  {name:<14} {1e3 * m:8.0f} ms   {m / base:.3f} x xla", flush=True)
+
+
+if __name__ == "__main__":
+    parts = sys.argv[1:] or ["shapes", "stages"]
+    for part in parts:
+        {"shapes": shapes, "stages": stages}[part]()
