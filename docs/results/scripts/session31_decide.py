@@ -62,20 +62,23 @@ C20_SETS = ("digits_lt10", "blond", "wavy")  # session33_preregistration.md: its
 DENSE = {"cifar10": [R / "session31_cifar10_dense.json"]}  # the comparison's dense records kept apart from its files
 
 
-def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", c16: pathlib.Path | None = None) -> bool:
+def dense_mismatches(name: str, files: list, dense: list) -> list:
+    """The seeds of the ``dense`` records whose test figures differ from the comparison's kept dense record."""
     kept = {r["seed"]: r["test"] for f in DENSE.get(name, files) for r in records(f, "dense")}
+    return [r["seed"] for r in dense if kept.get(r["seed"]) != r["test"]]
+
+
+def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", c16: pathlib.Path | None = None) -> bool:
     ours = records(c17, "dense")
-    bad = [r["seed"] for r in ours if kept.get(r["seed"]) != r["test"]]
+    bad = dense_mismatches(name, files, ours)
     print(f"== {name}: reproduction check: {len(ours) - len(bad)} of {len(ours)} dense records equal the comparison's"
           + (f"; VOID (seeds {sorted(set(bad))})" if bad else ""))
     if variant in ("c18", "c19") and c16 is not None:  # C18 and C19 leave the μ = 0 candidates and the mode choice as C16's
         mine = {(r["seed"], r["target_sparsity"]): r for r in records(c17, variant)}
-        theirs, differ = records(c16, "c16"), []
-        for r in theirs:
-            m = mine.get((r["seed"], r["target_sparsity"]))
-            if m is None or m["mode"] != r["mode"] or any(
-                    abs(m["search"]["0"][k] - r["search"]["0"][k]) > 1e-7 for k in ("accuracy", "cwv")):
-                differ.append((r["seed"], r["target_sparsity"]))
+        theirs = records(c16, "c16")
+        differ = [(r["seed"], r["target_sparsity"]) for r in theirs
+                  if (m := mine.get((r["seed"], r["target_sparsity"]))) is None or m["mode"] != r["mode"]
+                  or search_differs(m, r, ["0"])]
         print(f"   mu = 0 candidates and modes equal to C16's: {len(theirs) - len(differ)} of {len(theirs)}"
               + (f"; VOID ({sorted(differ)})" if differ else ""))
         bad += differ
@@ -87,15 +90,18 @@ def reproduced(name: str, files: list, c17: pathlib.Path, variant: str = "c17", 
     return not bad
 
 
+def search_differs(a: dict, b: dict, mus) -> bool:
+    """Whether two runs' μ searches differ in validation accuracy or CWV (by more than 1e-7) at any of ``mus``."""
+    return any(abs(a["search"][mu][k] - b["search"][mu][k]) > 1e-7 for mu in mus for k in ("accuracy", "cwv"))
+
+
 def same_training(c16: list, ours: list, mode: str) -> tuple[int, list]:
     """(compared, differing (seed, sparsity)): C16's runs that chose ``mode``, and those of them where the fixed-mode
     run ``ours`` lacks the run or has other validation accuracy or CWV at some μ of C16's search (to 1e-7)."""
     mine = {(r["seed"], r["target_sparsity"]): r for r in ours}
     theirs = [r for r in c16 if r["mode"] == mode]
     differ = [(r["seed"], r["target_sparsity"]) for r in theirs
-              if (r["seed"], r["target_sparsity"]) not in mine or any(
-                  abs(mine[(r["seed"], r["target_sparsity"])]["search"][mu][k] - r["search"][mu][k]) > 1e-7
-                  for mu in r["search"] for k in ("accuracy", "cwv"))]
+              if (m := mine.get((r["seed"], r["target_sparsity"]))) is None or search_differs(m, r, r["search"])]
     return len(theirs), differ
 
 

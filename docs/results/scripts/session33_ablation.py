@@ -23,7 +23,7 @@ import sys
 
 from experiments import reports
 from session14_decide import met_cells
-from session31_decide import DENSE, SETS, records, same_training
+from session31_decide import SETS, dense_mismatches, records, same_training
 
 R = pathlib.Path("docs/results/records")
 CANDIDATES = {"cifar10": R / "session29_cifar10_candidates_all.json", "bignose": R / "session29_Big_Nose_candidates.json"}
@@ -116,15 +116,14 @@ def main() -> None:
                 print(f"   {label}: no records yet ({path})")
                 continue
             ours = [r for r in ran[variant] if r["method"] == variant]
-            dense = {r["seed"]: r["test"] for r in ran[variant] if r["method"] == "dense"}
-            kept = {r["seed"]: r["test"] for f in DENSE.get(name, files) for r in records(f, "dense")}
+            dense = [r for r in ran[variant] if r["method"] == "dense"]
             same = ""
             if mode is not None:
                 compared, differ = same_training(c16, ours, mode)
                 same = (f"; runs where C16 chose this mode with the same validation figures at every μ: "
                         f"{compared - len(differ)} of {compared}")
             print(f"   {label}: dense records equal the comparison's: "
-                  f"{sum(kept.get(s) == t for s, t in dense.items())} of {len(dense)}{same}")
+                  f"{len(dense) - len(dense_mismatches(name, files, dense))} of {len(dense)}{same}")
             mine = candidates(R / f"session33_{variant}_{name}_candidates.json")
             rows += [(label, ours), (f"{label}, μ = 0", at_mu0(ours, mine, "mu0", lambda r: "fixed"))]
         print("| variant | sparsity | acc (%) | CWV | Δacc vs C16 | ΔCWV vs C16 [95% CI] | Δacc vs LTH | ΔCWV vs LTH | "
