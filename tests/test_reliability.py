@@ -201,7 +201,7 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"ballot__score_split": "val", "data__val_fraction": 0.0}, "--config.ballot.score_split='val'",
      "have none in 'val'"),
     ({"magnitude__finetune_steps": -3}, "--config.magnitude.finetune_steps=-3", "None (the iterative budget) or >= 1"),
-    ({"model": "resnet18"}, "--config.model_kwargs.hidden=(128, 128)", "it takes norm, stage_sizes, stem, width"),
+    ({"model": "resnet18"}, "--config.model_kwargs.hidden=(128, 128)", "it takes conv_impl, norm, stage_sizes, stem, width"),
 ])
 def test_each_problem_names_its_field_and_what_it_accepts(tmp_path, overrides, field, accepted):
     with pytest.raises(run.ConfigError) as err:
@@ -635,7 +635,7 @@ def test_model_options_from_the_command_line_reach_the_chosen_model():
     config, overrides = parsed(cifar100.get_config, "--config.model=resnet18", "--config.model_kwargs.dense=64")
     run.unset_foreign_model_kwargs(config, overrides)
     with pytest.raises(run.ConfigError, match=r"--config.model_kwargs.dense=64: model 'resnet18' does not take it; "
-                                              r"it takes norm, stage_sizes, stem, width"):
+                                              r"it takes conv_impl, norm, stage_sizes, stem, width"):
         run.model_kwargs(config)
 
 
