@@ -157,6 +157,7 @@ def test_vs_torch_quick(tmp_path):
     for m in data["measurements"].values():
         assert abs(m["sparsity"] - 0.9) < 0.01
         assert m["check"]["max_abs_param_diff"] <= m["check"]["atol"]
+        assert all(v["passed"] for v in m["check"]["variants"].values())  # the winograd step: the same update
         assert set(m["variants"]) == {"torch", "ballot_jax"} | ({"ballot_jax_winograd"} if m["model"] == "resnet18" else set())
         for v in m["variants"].values():
             assert len(v["samples_s"]) == 2 and v["median_s"] > 0
