@@ -27,17 +27,27 @@ model is a ``Dense`` named ``"head"`` (``params["head"]["kernel"]``).
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
-from ballot_jax.models import winograd
+from ballot_jax.models import patches, winograd
 
 NORMS = ("batch", "group", "none")
 # How a conv model computes its 3x3 stride-1 convolutions (the ``conv_impl`` field of ResNet-18/50 and
 # VGG-16): "xla" is ``lax.conv_general_dilated``; "winograd" is :mod:`ballot_jax.models.winograd`
-# where it covers the layer (faster on CPU, rounds differently), ``lax`` elsewhere.
+# where it covers the layer (faster on CPU, rounds differently), ``lax`` elsewhere. With either, a
+# map smaller than its kernel goes through :mod:`ballot_jax.models.patches` (below).
 CONVS = ("xla", "winograd")
+# What each ``CONVS`` entry computes a layer with. Both first take the maps smaller than the kernel
+# to one matrix product over patches (:mod:`ballot_jax.models.patches`: XLA:CPU's convolution is two
+# orders of magnitude slower there); every other convolution goes to lax / Winograd.
+_CONV_FUNCTIONS = {
+    "xla": patches.conv_general_dilated,
+    "winograd": functools.partial(patches.conv_general_dilated, fallback=winograd.conv_general_dilated),
+}
 
 # He (Kaiming) normal, fan-in: keeps ReLU activations' scale through depth, even with norm="none".
 conv_init = nn.initializers.he_normal()
@@ -91,7 +101,7 @@ def conv(features: int, kernel: int, stride: int, norm: str, name: str | None = 
         feature_group_count=groups,
         use_bias=(norm == "none"),
         kernel_init=conv_init,
-        conv_general_dilated=winograd.conv_general_dilated if impl == "winograd" else None,
+        conv_general_dilated=_CONV_FUNCTIONS[impl],
         name=name,
     )
 

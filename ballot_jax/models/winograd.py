@@ -20,8 +20,9 @@ Use it through a model's ``conv_impl="winograd"`` field (ResNet-18, ResNet-50, V
 convolution it does not cover (see :func:`covers`) falls through to ``lax.conv_general_dilated``
 unchanged, bit for bit. The default of every model stays ``conv_impl="xla"``: the records in
 docs/results.md were made with it, and on a GPU cuDNN chooses its own algorithm (Winograd among
-them) anyway. On the development CPU (1 thread, docs/speed_notes.md §2) it takes 7-9% off a ResNet-18
-training step and adds 8% to an evaluation pass (its forward alone is the slower part).
+them) anyway. On the development CPU (1 thread, docs/speed_notes.md §2) it takes 6-9% off a ResNet-18
+training step (VGG-16: 4%; ResNet-50: nothing measurable) and adds 3-18% to an evaluation pass (its
+forward alone is the slower part).
 """
 
 from __future__ import annotations

@@ -9,7 +9,10 @@ the 3x3 stride-1 layers of one input-channel count at a time (``covers``' tile t
 then with the library's rule (``covers`` as shipped), interleaved, median of 7. This is what chose
 ``MIN_TILES`` and ``MIN_IN_CHANNELS``.
 
-    PYTHONPATH=. python docs/results/scripts/session35_winograd.py [shapes] [stages]
+Part 3 (models): ResNet-18, ResNet-50 and VGG-16 (batch norm, width 64, batch 32), a training
+``value_and_grad`` and an eval-mode forward pass, ``conv_impl`` "xla" against "winograd".
+
+    PYTHONPATH=. python docs/results/scripts/session35_winograd.py [shapes] [stages] [models]
 """
 
 from __future__ import annotations
@@ -109,7 +112,40 @@ def stages() -> None:
         print(f"  {name:<14} {1e3 * m:8.0f} ms   {m / base:.3f} x xla", flush=True)
 
 
+def models() -> None:
+    print("part 3: each conv model (batch norm, width 64, 32x32 inputs, batch 32), conv_impl xla vs winograd, "
+          "1 thread: training value_and_grad and an eval-mode forward pass; interleaved, median of 5")
+    x = jax.random.normal(jax.random.PRNGKey(0), (BATCH, 32, 32, 3))
+    y = jnp.arange(BATCH) % 10
+    for name in ("resnet18", "resnet50", "vgg16"):
+        fns = {}
+        for impl in ("xla", "winograd"):
+            module = get_module(name, 10, norm="batch", conv_impl=impl)
+            variables = module.init(jax.random.PRNGKey(1), x[:1])
+
+            def loss(params, module=module, variables=variables):
+                out, _ = module.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+                return optax.softmax_cross_entropy_with_integer_labels(out, y).mean()
+
+            train = jax.jit(jax.value_and_grad(loss))
+            evaluate = jax.jit(lambda params, module=module, variables=variables: module.apply(
+                {**variables, "params": params}, x))
+            fns[impl] = (train, evaluate, variables["params"])
+            jax.block_until_ready((train(variables["params"]), evaluate(variables["params"])))
+        times = {(impl, k): [] for impl in fns for k in (0, 1)}
+        for _ in range(5):
+            for impl, (train, evaluate, params) in fns.items():
+                for k, f in enumerate((train, evaluate)):
+                    t = time.perf_counter()
+                    jax.block_until_ready(f(params))
+                    times[(impl, k)].append(time.perf_counter() - t)
+        med = {key: 1e3 * float(np.median(v)) for key, v in times.items()}
+        print(f"  {name:<9} train step xla {med[('xla', 0)]:7.0f} ms, winograd {med[('winograd', 0)]:7.0f} ms "
+              f"({med[('winograd', 0)] / med[('xla', 0)]:.3f}); eval forward xla {med[('xla', 1)]:6.0f} ms, "
+              f"winograd {med[('winograd', 1)]:6.0f} ms ({med[('winograd', 1)] / med[('xla', 1)]:.3f})", flush=True)
+
+
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["shapes", "stages"]
+    parts = sys.argv[1:] or ["shapes", "stages", "models"]
     for part in parts:
-        {"shapes": shapes, "stages": stages}[part]()
+        {"shapes": shapes, "stages": stages, "models": models}[part]()
