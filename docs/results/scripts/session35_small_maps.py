@@ -14,30 +14,19 @@ forward pass with every layer on lax ("before": ``_layers._CONV_FUNCTIONS["xla"]
 from __future__ import annotations
 
 import os
-import time
 
 os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # 1 thread, before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from ballot_jax.models import _layers, get_module  # noqa: E402
 from ballot_jax.models import patches as P  # noqa: E402
+from session35_winograd import interleaved_ms, median_ms  # noqa: E402  (this script's folder is on sys.path)
 
 NHWC = ("NHWC", "HWIO", "NHWC")
 PAD = ((1, 1), (1, 1))
-
-
-def median_ms(f, *args, n=5):
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
 
 
 def one_layer() -> None:
@@ -51,13 +40,13 @@ def one_layer() -> None:
         hlo = jax.jit(lax_conv).lower(x, k).compile().as_text()
         labels = next(line.split("dim_labels=")[1].split(",")[0] for line in hlo.splitlines()
                       if "convolution(" in line and "dim_labels=" in line)
-        line = f"  {size}x{size}: lax forward {median_ms(jax.jit(lax_conv), x, k):7.1f}, gradient "
+        line = f"  {size}x{size}: lax forward {median_ms(jax.jit(lax_conv), x, k, n=5):7.1f}, gradient "
         grad = lambda f: jax.jit(jax.grad(lambda x, k: jnp.vdot(f(x, k), ct), argnums=(0, 1)))  # noqa: E731
-        line += f"{median_ms(grad(lax_conv), x, k):7.1f} ({labels})"
+        line += f"{median_ms(grad(lax_conv), x, k, n=5):7.1f} ({labels})"
         if size < 3:
             diff = float(jnp.max(jnp.abs(patch(x, k) - lax_conv(x, k))))
-            line += (f"; patches forward {median_ms(jax.jit(patch), x, k):5.1f}, gradient "
-                     f"{median_ms(grad(patch), x, k):5.1f} (max |difference| {diff:.1e})")
+            line += (f"; patches forward {median_ms(jax.jit(patch), x, k, n=5):5.1f}, gradient "
+                     f"{median_ms(grad(patch), x, k, n=5):5.1f} (max |difference| {diff:.1e})")
         print(line, flush=True)
 
 
@@ -83,14 +72,8 @@ def models() -> None:
             jax.block_until_ready((train(variables["params"]), evaluate(variables["params"])))
             fns[when] = (train, evaluate)
         _layers._CONV_FUNCTIONS["xla"] = shipped
-        times = {(w, i): [] for w in fns for i in (0, 1)}
-        for _ in range(3):
-            for w, pair in fns.items():
-                for i, f in enumerate(pair):
-                    t = time.perf_counter()
-                    jax.block_until_ready(f(variables["params"]))
-                    times[(w, i)].append(time.perf_counter() - t)
-        med = {key: 1e3 * float(np.median(v)) for key, v in times.items()}
+        med = interleaved_ms({(w, i): (lambda f=f: f(variables["params"])) for w, pair in fns.items()
+                              for i, f in enumerate(pair)}, 3)
         print(f"  {name} ({size}x{size}, batch {batch}): train step {med[('before', 0)]:.0f} -> {med[('after', 0)]:.0f} ms "
               f"({med[('after', 0)] / med[('before', 0)]:.3f}); eval forward {med[('before', 1)]:.0f} -> "
               f"{med[('after', 1)]:.0f} ms ({med[('after', 1)] / med[('before', 1)]:.3f})", flush=True)

@@ -45,6 +45,17 @@ def median_ms(f, *args, n=9):
     return 1e3 * float(np.median(times))
 
 
+def interleaved_ms(calls: dict, repeats: int) -> dict:
+    """{key: median ms} of ``calls`` ({key: zero-argument function}), called in turn ``repeats`` times."""
+    times: dict = {key: [] for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            t = time.perf_counter()
+            jax.block_until_ready(call())
+            times[key].append(time.perf_counter() - t)
+    return {key: 1e3 * float(np.median(v)) for key, v in times.items()}
+
+
 def direct(x, k):
     return jax.lax.conv_general_dilated(x, k, (1, 1), ((1, 1), (1, 1)), dimension_numbers=NHWC)
 
@@ -100,16 +111,9 @@ def stages() -> None:
         finally:
             W.covers, W.MIN_TILES = shipped, saved
     fns["shipped rule"] = compiled(wino)
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(7):
-        for name, f in fns.items():
-            t = time.perf_counter()
-            jax.block_until_ready(f(variables["params"]))
-            times[name].append(time.perf_counter() - t)
-    base = float(np.median(times["none (xla)"]))
+    med = interleaved_ms({name: (lambda f=f: f(variables["params"])) for name, f in fns.items()}, 7)
     for name in fns:
-        m = float(np.median(times[name]))
-        print(f"  {name:<14} {1e3 * m:8.0f} ms   {m / base:.3f} x xla", flush=True)
+        print(f"  {name:<14} {med[name]:8.0f} ms   {med[name] / med['none (xla)']:.3f} x xla", flush=True)
 
 
 def models() -> None:
@@ -132,14 +136,8 @@ def models() -> None:
                 {**variables, "params": params}, x))
             fns[impl] = (train, evaluate, variables["params"])
             jax.block_until_ready((train(variables["params"]), evaluate(variables["params"])))
-        times = {(impl, k): [] for impl in fns for k in (0, 1)}
-        for _ in range(5):
-            for impl, (train, evaluate, params) in fns.items():
-                for k, f in enumerate((train, evaluate)):
-                    t = time.perf_counter()
-                    jax.block_until_ready(f(params))
-                    times[(impl, k)].append(time.perf_counter() - t)
-        med = {key: 1e3 * float(np.median(v)) for key, v in times.items()}
+        med = interleaved_ms({(impl, k): (lambda f=f, p=params: f(p)) for impl, (train, evaluate, params) in fns.items()
+                              for k, f in enumerate((train, evaluate))}, 5)
         print(f"  {name:<9} train step xla {med[('xla', 0)]:7.0f} ms, winograd {med[('winograd', 0)]:7.0f} ms "
               f"({med[('winograd', 0)] / med[('xla', 0)]:.3f}); eval forward xla {med[('xla', 1)]:6.0f} ms, "
               f"winograd {med[('winograd', 1)]:6.0f} ms ({med[('winograd', 1)] / med[('xla', 1)]:.3f})", flush=True)
