@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import jax.numpy as jnp
 from jax import lax
 
-_NHWC = ("NHWC", "HWIO", "NHWC")
+from ballot_jax.models._conv_form import explicit_padding, plain_nhwc
 
 
 def patch_conv(x: jnp.ndarray, kernel: jnp.ndarray, padding: Sequence[tuple[int, int]], precision: Any = None):
@@ -41,35 +41,16 @@ def patch_conv(x: jnp.ndarray, kernel: jnp.ndarray, padding: Sequence[tuple[int,
     return jnp.einsum("nhwk,ko->nhwo", cols, kernel.reshape(kh * kw * c, o), precision=precision)
 
 
-def _explicit(padding: Any, shape: Sequence[int]) -> list[tuple[int, int]] | None:
-    """``padding`` as ((top, bottom), (left, right)) pairs for a stride-1 window of ``shape``."""
-    if isinstance(padding, str):
-        if padding == "VALID":
-            return [(0, 0), (0, 0)]
-        if padding == "SAME":
-            return [((k - 1) // 2, k - 1 - (k - 1) // 2) for k in shape]
-        return None
-    return [tuple(int(v) for v in p) for p in padding]
-
-
 def covers(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides: Sequence[int], padding: Any,
            lhs_dilation=None, rhs_dilation=None, dimension_numbers=None, feature_group_count: int = 1,
            batch_group_count: int = 1) -> bool:
     """Whether :func:`conv_general_dilated` computes this convolution by :func:`patch_conv`: a 2-D
-    NHWC/HWIO convolution, stride 1, no dilation, no feature or batch groups, whose input height or
-    width is smaller than the kernel's."""
-    if len(lhs_shape) != 4 or len(rhs_shape) != 4 or dimension_numbers is None:
-        return False
-    if tuple(window_strides) != (1, 1) or feature_group_count != 1 or batch_group_count != 1:
-        return False
-    if any(int(d) != 1 for d in (lhs_dilation or ())) or any(int(d) != 1 for d in (rhs_dilation or ())):
-        return False
-    if lax.conv_dimension_numbers(tuple(lhs_shape), tuple(rhs_shape), dimension_numbers) != \
-            lax.conv_dimension_numbers(tuple(lhs_shape), tuple(rhs_shape), _NHWC):
-        return False
-    if _explicit(padding, rhs_shape[:2]) is None:
-        return False
-    return lhs_shape[1] < rhs_shape[0] or lhs_shape[2] < rhs_shape[1]
+    NHWC/HWIO convolution, stride 1, no dilation, no feature or batch groups
+    (:func:`ballot_jax.models._conv_form.plain_nhwc`), whose input height or width is smaller than the
+    kernel's."""
+    return plain_nhwc(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                      feature_group_count, batch_group_count) and (
+        lhs_shape[1] < rhs_shape[0] or lhs_shape[2] < rhs_shape[1])
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -80,7 +61,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if preferred_element_type is None and covers(lhs.shape, rhs.shape, window_strides, padding, lhs_dilation,
                                                  rhs_dilation, dimension_numbers, feature_group_count,
                                                  batch_group_count):
-        return patch_conv(lhs, rhs, _explicit(padding, rhs.shape[:2]), precision=precision)
+        return patch_conv(lhs, rhs, explicit_padding(padding, rhs.shape[:2]), precision=precision)
     return fallback(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
                     dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
                     batch_group_count=batch_group_count, precision=precision,

@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from ballot_jax.models._conv_form import explicit_padding, plain_nhwc
+
 # Filter transform (4x3). The input (B^T) and output (A^T) transforms are written out as sums below.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
@@ -44,7 +46,6 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 # the input transform: 3 (the stem) and 16 input channels are slower with it, 64 and up faster.
 MIN_TILES = 512
 MIN_IN_CHANNELS = 64
-_NHWC = ("NHWC", "HWIO", "NHWC")
 
 
 def _rows_bt(r0, r1, r2, r3):
@@ -98,18 +99,6 @@ def winograd_conv3x3(x: jnp.ndarray, kernel: jnp.ndarray, precision: Any = None)
     return _output_transform(m, n, h, w)
 
 
-def _is_nhwc(lhs_shape, rhs_shape, dimension_numbers) -> bool:
-    if dimension_numbers is None:  # lax's default is NCHW / OIHW
-        return False
-    want = lax.conv_dimension_numbers(lhs_shape, rhs_shape, _NHWC)
-    got = lax.conv_dimension_numbers(lhs_shape, rhs_shape, dimension_numbers)
-    return got == want
-
-
-def _ones(v) -> bool:
-    return v is None or all(int(d) == 1 for d in v)
-
-
 def covers(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides: Sequence[int], padding: Any,
            lhs_dilation=None, rhs_dilation=None, dimension_numbers=None, feature_group_count: int = 1,
            batch_group_count: int = 1, dtype: Any = jnp.float32) -> bool:
@@ -120,15 +109,12 @@ def covers(lhs_shape: Sequence[int], rhs_shape: Sequence[int], window_strides: S
     dtype (the transforms lose too much in half precision), at least ``MIN_IN_CHANNELS`` input
     channels and at least ``MIN_TILES`` 2x2 output tiles (batch x height/2 x width/2).
     """
-    if len(lhs_shape) != 4 or len(rhs_shape) != 4 or tuple(rhs_shape[:2]) != (3, 3):
+    if not plain_nhwc(lhs_shape, rhs_shape, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
+                      feature_group_count, batch_group_count):
         return False
-    if tuple(window_strides) != (1, 1) or not (_ones(lhs_dilation) and _ones(rhs_dilation)):
+    if tuple(rhs_shape[:2]) != (3, 3) or explicit_padding(padding, (3, 3)) != [(1, 1), (1, 1)]:
         return False
-    if feature_group_count != 1 or batch_group_count != 1 or jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
-        return False
-    if not (padding == "SAME" or (not isinstance(padding, str) and [tuple(p) for p in padding] == [(1, 1), (1, 1)])):
-        return False
-    if not _is_nhwc(tuple(lhs_shape), tuple(rhs_shape), dimension_numbers):
+    if jnp.dtype(dtype) not in (jnp.float32, jnp.float64):
         return False
     n, h, w, c = lhs_shape
     return h % 2 == 0 and w % 2 == 0 and c >= MIN_IN_CHANNELS and n * (h // 2) * (w // 2) >= MIN_TILES
