@@ -507,11 +507,11 @@ def main(argv: list[str] | None = None) -> int:
             detail_rows.append([label, name, common.ms(v["median_s"]), common.ms(v["iqr_s"]),
                                 f"{v['ratio']:.3f}", f"{v['first_call_s']:.2f}"])
         tv = m["variants"]["torch"]
-        for name in ["ballot_jax", *spec.get("jax_variants", {})]:
+        one_step = {"ballot_jax": (c["max_abs_param_diff"], c["passed"]),  # (max |dparam|, passed) of each jax step
+                    **{n: (v["max_abs_param_diff_vs_ballot_jax"], v["passed"]) for n, v in c["variants"].items()}}
+        for name, (diff, ok) in one_step.items():
             jv, row_label = m["variants"][name], label + name.removeprefix("ballot_jax").replace("_", "+", 1)
             ratios[row_label] = jv["ratio"]
-            diff = c["max_abs_param_diff"] if name == "ballot_jax" else c["variants"][name]["max_abs_param_diff_vs_ballot_jax"]
-            ok = c["passed"] if name == "ballot_jax" else c["variants"][name]["passed"]
             rows.append([row_label, device, n_threads, common.ms(tv["median_s"]), common.ms(jv["median_s"]),
                          f"{jv['ratio']:.3f}", f"[{jv['ratio_q25']:.2f}, {jv['ratio_q75']:.2f}]",
                          f"{diff:.1e} " + ("PASS" if ok else "FAIL")])

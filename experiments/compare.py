@@ -219,7 +219,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     args = parser.parse_args(argv)
     if not 0.0 < args.confidence < 1.0:
         parser.error(f"--confidence must be in (0, 1), got {args.confidence}")
-    if args.bar_levelling_up and not args.bar.strip(","):
+    bar = [b for b in args.bar.split(",") if b]
+    if args.bar_levelling_up and not bar:
         parser.error("--bar-levelling-up needs --bar BASELINES (e.g. --bar lth,magnitude)")
     records = collect(args.run)
     if args.seeds:
@@ -235,7 +236,6 @@ def main(argv: Sequence[str] | None = None) -> str:
     paired = reports.paired_comparisons(records, against=against, reference=reference, confidence=args.confidence)
     text = reports.results_markdown(records, reference=reference, against=against, paired=paired)
     text += "\n\n" + "\n".join(verdict_summary(paired))
-    bar = [b for b in args.bar.split(",") if b]
     if bar:
         text += "\n\n" + "\n".join(bar_summary(paired, bar, levelling_up=args.bar_levelling_up))
     return emit(text, args.out)
