@@ -7,7 +7,7 @@ import ballot_jax as bj
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig, init_state, make_schedule
 from ballot_jax.engine.levels import LevelPlan, run_levels
-from ballot_jax.engine.mesh import data_mesh
+from ballot_jax.engine.mesh import data_mesh, replicate, replicated
 from ballot_jax.samplers import group_index, shuffled_batch, stratified_batch
 from engine_fixtures import Crash, CrashingTrainer, mlp_model, toy_dataset
 
@@ -241,3 +241,22 @@ def test_init_state_is_the_eager_initialisation_bit_for_bit(name, kwargs, shape)
         state = init_state(Task(model, data, data_mesh(jax.devices()[:1])), config)
         params, model_state = model.init(jax.random.PRNGKey(seed), jax.numpy.asarray(data.train.x[:1]))
         chex.assert_trees_all_equal((state.params, state.model_state), (params, model_state))
+
+
+def test_replicate_places_every_leaf_and_keeps_placed_ones():
+    """``replicate`` puts on the 4-device mesh every leaf not already replicated there (host arrays,
+    scalars, arrays on one device, arrays split over the mesh) and returns the placed ones as they
+    are, without a copy; a tree already placed comes back as the same object."""
+    mesh = data_mesh(jax.devices()[:4])
+    target = replicated(mesh)
+    placed = jax.device_put(np.arange(4.0), target)
+    split = jax.device_put(np.arange(8.0), jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data")))
+    tree = {"host": np.ones((2, 3), np.float32), "scalar": 3, "one_device": jax.device_put(np.zeros(5), jax.devices()[1]),
+            "split": split, "placed": placed, "none": None}
+    out = replicate(tree, mesh)
+    assert out["none"] is None and out["placed"] is placed
+    for name in ("host", "scalar", "one_device", "split"):
+        assert out[name].sharding == target, name
+        np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(tree[name]))
+    assert out["split"].addressable_shards[0].data.shape == (8,)  # whole on each device, not a shard
+    assert replicate(out, mesh) is out
