@@ -12,10 +12,12 @@ kernel) against five arrangements of those nine products, for ResNet-18's 3x3 st
 32, one thread, median of 9 (each jitted alone); the figure beside each is max |difference| / max |XLA's|.
 
     taskset -c 0 python docs/results/scripts/session36_weight_gradient.py
+    taskset -c 0 python docs/results/scripts/session36_weight_gradient.py gemm   # one tap's product alone
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import jax
@@ -132,5 +134,19 @@ def main():
         print(f"{channels:>3} ch {side:>2}x{side:<2} " + " | ".join(row), flush=True)
 
 
+def gemm():
+    """One tap's product alone at the 64-channel layer's size (Q = 32 x 34 x 34 rows): transposed-lhs
+    (both operands row-major ``[Q, C]``, as ``nine_tn``) against the lhs already ``[C, Q]``."""
+    q, c = BATCH * 34 * 34, 64
+    a = jax.random.normal(jax.random.PRNGKey(0), (q, c))
+    b = jax.random.normal(jax.random.PRNGKey(1), (q, c))
+    tn = jax.jit(lambda a, b: lax.dot_general(a, b, TRANSPOSED))
+    nn = jax.jit(lambda at, b: at @ b)
+    t_tn, t_nn = median_ms(tn, a, b), median_ms(nn, a.T.copy(), b)
+    gflop = 2 * q * c * c / 1e9
+    print(f"[{q}, {c}]^T [{q}, {c}]: transposed-lhs {t_tn:.2f} ms ({gflop / t_tn * 1e3:.0f} GFLOP/s), "
+          f"lhs already [{c}, {q}] {t_nn:.2f} ms ({gflop / t_nn * 1e3:.0f} GFLOP/s)")
+
+
 if __name__ == "__main__":
-    main()
+    gemm() if sys.argv[1:] == ["gemm"] else main()
