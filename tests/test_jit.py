@@ -183,10 +183,12 @@ def test_optimizer_wrappers_jit():
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 400), st.integers(1, 300), st.floats(0.0, 0.99), st.integers(0, 2**31 - 1))
+@given(st.sampled_from((1, 2, 37, 400)), st.sampled_from((1, 5, 300)), st.floats(0.0, 0.99), st.integers(0, 2**31 - 1))
 def test_traced_fraction_counts_equal_the_host_rule_away_from_half_integers(a, b, fraction, seed):
     """Traced counts are float32; the host rule float64. They agree unless fraction·n lies within
-    float32 rounding of a half-integer (the only case that may differ by one)."""
+    float32 rounding of a half-integer (the only case that may differ by one). The leaves' sizes come
+    from a few values (each new shape compiles both paths, ~0.8 s); the count n = alive weights
+    still varies with the random mask, from 0 to 1,000."""
     rng = np.random.default_rng(seed)
     mask = {"a": jnp.asarray(rng.random(a) < 0.8), "b": jnp.asarray(rng.random((b, 2)) < 0.6)}
     scores = {"a": jnp.asarray(rng.normal(size=a)), "b": jnp.asarray(rng.normal(size=(b, 2)))}

@@ -29,15 +29,16 @@ def _task(devices: int = 1):
 
 
 def _logit_grads(objective, logits, batch, carry):
-    """d loss / d logits and the loss of ``objective.apply`` on a global batch, inside a 1-device shard_map (as the
-    engine's step calls it)."""
+    """d loss / d logits and the loss of ``objective.apply`` on a global batch, inside a jitted 1-device shard_map
+    (as the engine's step calls it; an eager shard_map compiles every primitive on its own: 50 s for the test
+    below instead of 5)."""
     def local(z, b):
         loss, grads = jax.value_and_grad(lambda z: objective.apply(z, b, carry)[0])(z)
         return loss[None], grads
 
     mesh = data_mesh(jax.devices()[:1])
-    loss, grads = jax.shard_map(local, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
-                                out_specs=(P(DATA_AXIS), P(DATA_AXIS)))(logits, batch)
+    loss, grads = jax.jit(jax.shard_map(local, mesh=mesh, in_specs=(P(DATA_AXIS), P(DATA_AXIS)),
+                                        out_specs=(P(DATA_AXIS), P(DATA_AXIS))))(logits, batch)
     return float(loss[0]), np.asarray(grads)
 
 
@@ -53,8 +54,9 @@ def test_the_term_reaches_only_the_marked_examples():
     two_loss, two = _logit_grads(adversarial_objective(2, 3, 1.0, balance="groups"), logits, batch, carry)
     ce = np.asarray(jax.grad(lambda z: mean_cross_entropy(z, batch))(logits))
     assert one_loss == two_loss  # the same value: only the gradient is restricted
-    np.testing.assert_array_equal(one[reach == 1], two[reach == 1])  # the marked examples: the default's gradient
-    np.testing.assert_array_equal(one[reach == 0], ce[reach == 0])  # the others: the cross-entropy's alone
+    # Jitted, the two objectives fuse differently: equal up to float32 rounding (the term moves them by > 1e-2)
+    np.testing.assert_allclose(one[reach == 1], two[reach == 1], rtol=1e-6, atol=1e-7)  # the default's gradient
+    np.testing.assert_allclose(one[reach == 0], ce[reach == 0], rtol=1e-6, atol=1e-7)  # the cross-entropy's alone
     assert np.abs(two[reach == 0] - ce[reach == 0]).max() > 1e-2  # where the default's term does move them
 
 
