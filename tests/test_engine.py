@@ -246,7 +246,8 @@ def test_init_state_is_the_eager_initialisation_bit_for_bit(name, kwargs, shape)
 def test_replicate_places_every_leaf_and_keeps_placed_ones():
     """``replicate`` puts on the 4-device mesh every leaf not already replicated there (host arrays,
     scalars, arrays on one device, arrays split over the mesh) and returns the placed ones as they
-    are, without a copy; a tree already placed comes back as the same object."""
+    are, without a copy; a tree already placed comes back as the same object; inside jit it places
+    its tracers as ``jax.device_put`` does."""
     mesh = data_mesh(jax.devices()[:4])
     target = replicated(mesh)
     placed = jax.device_put(np.arange(4.0), target)
@@ -260,3 +261,5 @@ def test_replicate_places_every_leaf_and_keeps_placed_ones():
         np.testing.assert_array_equal(np.asarray(out[name]), np.asarray(tree[name]))
     assert out["split"].addressable_shards[0].data.shape == (8,)  # whole on each device, not a shard
     assert replicate(out, mesh) is out
+    inside = jax.jit(lambda t: replicate(t, mesh))({"w": jax.numpy.ones(3)})
+    assert inside["w"].sharding == target  # inside jit too (a tracer has no sharding to compare)

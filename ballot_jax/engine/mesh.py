@@ -9,6 +9,8 @@ import jax
 import numpy as np
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec as P
 
+from ballot_jax.tracing import is_traced
+
 DATA_AXIS = "data"
 PyTree = Any
 
@@ -62,7 +64,9 @@ def replicate(tree: PyTree, mesh: Mesh) -> PyTree:
     """
     target = replicated(mesh)
     leaves, treedef = jax.tree.flatten(tree)
-    todo = [i for i, x in enumerate(leaves) if not (isinstance(x, jax.Array) and x.sharding == target)]
+    # a tracer (replicate inside jit) has no concrete sharding: device_put places it in the trace
+    todo = [i for i, x in enumerate(leaves)
+            if is_traced(x) or not (isinstance(x, jax.Array) and x.sharding == target)]
     if not todo:
         return tree
     placed = jax.device_put([leaves[i] for i in todo], target)
