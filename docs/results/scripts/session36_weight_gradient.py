@@ -18,12 +18,13 @@ kernel) against five arrangements of those nine products, for ResNet-18's 3x3 st
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
+from session35_winograd import median_ms  # this script's folder is on sys.path
 
 DN = ("NHWC", "HWIO", "NHWC")
 SHAPES = ((64, 32), (128, 16), (256, 8), (512, 4))  # (channels, map side) of ResNet-18's CIFAR stages
@@ -106,16 +107,6 @@ def nine_nn_dy(x, w, dy):
 
 VARIANTS = {"xla": xla_weight_gradient, "nine_tn": nine_tn, "stacked": stacked, "im2col": im2col,
             "nine_nn": nine_nn, "nine_nn_once": nine_nn_once, "im2col_once": im2col_once, "nine_nn_dy": nine_nn_dy}
-
-
-def median_ms(fn, *args, repeats=9):
-    fn(*args).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn(*args).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
 
 
 def main():
