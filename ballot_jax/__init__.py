@@ -22,7 +22,7 @@ from ballot_jax.masks import (
     sparsity,
     sparsity_summary,
 )
-from ballot_jax import ballot, detectability, drop_grow, samplers, scorers, stats, updater, vote
+from ballot_jax import ballot, compiler, detectability, drop_grow, samplers, scorers, stats, updater, vote
 from ballot_jax.grads import GroupGrads, mean_group_grads, per_group_grads, sharded_group_grads
 from ballot_jax.metrics import (
     accuracy_by_group,

@@ -20,6 +20,8 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import Mesh, PartitionSpec as P
 
+from ballot_jax import compiler
+
 PyTree = Any
 Batch = dict[str, jax.Array]
 GroupLoss = Callable[..., tuple[jax.Array, jax.Array]]  # (params, group_batch, *args) -> (loss, accuracy)
@@ -118,7 +120,7 @@ def sharded_group_grads(loss_fn: GroupLoss, mesh: Mesh, axis_name: str = "data")
         in_specs = (P(), P(None, axis_name)) + (P(),) * len(args)
         return jax.shard_map(local, mesh=mesh, in_specs=in_specs, out_specs=P())(params, batch, *args)
 
-    return jax.jit(fn)
+    return compiler.jit(fn, mesh=mesh)
 
 
 def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, batches: Iterable[Batch], *args: Any) -> GroupGrads:

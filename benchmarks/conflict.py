@@ -46,7 +46,7 @@ def build(spec: dict[str, Any], groups: int, all_formulations: bool = False) -> 
     import jax.numpy as jnp
     import numpy as np
 
-    from ballot_jax import grads
+    from ballot_jax import compiler, grads
     from ballot_jax.engine.steps import group_loss
     from ballot_jax.grads import GroupGrads, per_group_grads
     from ballot_jax.models import get_model
@@ -62,18 +62,18 @@ def build(spec: dict[str, Any], groups: int, all_formulations: bool = False) -> 
     flat = {"x": x.reshape(groups * b, *spec["shape"]), "y": y.reshape(-1)}
     group_batches = [{"x": x[g], "y": y[g]} for g in range(groups)]
 
-    one_grad = jax.jit(jax.value_and_grad(loss_fn, has_aux=True))
-    vmap_groups = jax.jit(per_group_grads, static_argnums=0)
+    one_grad = compiler.jit(jax.value_and_grad(loss_fn, has_aux=True))
+    vmap_groups = compiler.jit(per_group_grads, static_argnums=0)
     variants = {
         "one_grad": lambda: one_grad(params, flat),
         "vmap_groups": lambda: vmap_groups(loss_fn, params, grouped),
         "loop_groups": lambda: [one_grad(params, gb) for gb in group_batches],
     }
     if all_formulations:
-        vmap_only = jax.jit(grads._per_group_grads_vmap, static_argnums=0)
-        unrolled = jax.jit(grads._per_group_grads_unrolled, static_argnums=0)
+        vmap_only = compiler.jit(grads._per_group_grads_vmap, static_argnums=0)
+        unrolled = compiler.jit(grads._per_group_grads_unrolled, static_argnums=0)
 
-        @jax.jit
+        @compiler.jit
         def stack(outs):
             (loss, acc), g = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
             return GroupGrads(g, jax.tree.map(jnp.square, g), loss, acc)

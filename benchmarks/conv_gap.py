@@ -1,13 +1,13 @@
 """Where ResNet-18's CPU gap to PyTorch lives: each of its convolution shapes, JAX vs PyTorch eager.
 
-``vs_torch`` measures the whole ResNet-18 step (ballot_jax ~1.1-1.2x PyTorch at 1 thread). This
-times each distinct convolution of ResNet-18 (CIFAR stem, width 64, batch 32, NHWC/HWIO in JAX,
+``vs_torch`` measures the whole ResNet-18 step. This times each distinct convolution of ResNet-18 (CIFAR stem, width 64, batch 32, NHWC/HWIO in JAX,
 NCHW/OIHW in PyTorch, the same data) on its own: the forward pass, and the gradient with respect to
 input and kernel (``jax.vjp`` / ``torch.autograd.grad`` with a cotangent of ones; PyTorch's backward
 is timed as forward + backward minus its forward, since autograd cannot run one without the other).
 Variants are interleaved per shape (``benchmarks.common.compare``); the table gives JAX / PyTorch
 per shape and the count of such convolutions in the model, and ``weighted`` sums the medians over
-the model's convolutions. The first forward of each shape is checked against PyTorch's.
+the model's convolutions. The first forward of each shape is checked against PyTorch's. JAX's programs
+are compiled as ballot_jax compiles its own (:mod:`ballot_jax.compiler`).
 
     python -m benchmarks.conv_gap [--threads N] [--repeats N] [--json PATH] [--quick]
 
@@ -38,6 +38,8 @@ def shape_variants(size: int, cin: int, cout: int, kernel: int, stride: int, tor
     import jax
     import numpy as np
 
+    from ballot_jax import compiler
+
     rng = np.random.default_rng(size * 1000 + cin + cout + kernel + stride)
     x = rng.normal(size=(batch, size, size, cin)).astype(np.float32)
     w = (rng.normal(size=(kernel, kernel, cin, cout)) / np.sqrt(kernel * kernel * cin)).astype(np.float32)
@@ -47,10 +49,10 @@ def shape_variants(size: int, cin: int, cout: int, kernel: int, stride: int, tor
         return jax.lax.conv_general_dilated(x, w, (stride, stride), [(pad, pad)] * 2,
                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    forward = jax.jit(conv)
+    forward = compiler.jit(conv)
     out = np.asarray(forward(x, w))
     cotangent = np.ones_like(out)
-    gradient = jax.jit(lambda x, w, ct: jax.vjp(conv, x, w)[1](ct))
+    gradient = compiler.jit(lambda x, w, ct: jax.vjp(conv, x, w)[1](ct))
     tx = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).requires_grad_(True)
     tw = torch.from_numpy(w.transpose(3, 2, 0, 1).copy()).requires_grad_(True)
     tct = torch.from_numpy(cotangent.transpose(0, 3, 1, 2).copy())

@@ -16,8 +16,9 @@ Models: ``small_cnn`` (SmallCNN channels (16, 32), dense 64, no norm; 32x32x3, b
 ``resnet18`` (CIFAR stem, width 64, batch norm; 32x32x3, batch 32), the latter also as
 ``ballot_jax_winograd`` (row ``resnet18+winograd``: the same model with ``conv_impl="winograd"``,
 :mod:`ballot_jax.models.winograd`, in the same interleaved run). ``--extra`` adds two reference
-variants: ``torch_nomask`` (PyTorch without the prune hooks) and ``jax_plain`` (a plain ``jax.jit``
-of the masked step, no ``shard_map``).
+variants: ``torch_nomask`` (PyTorch without the prune hooks) and ``jax_plain`` (a plain jit of the
+masked step, no ``shard_map``). Every JAX program here is compiled as the engine compiles its own, with
+:mod:`ballot_jax.compiler`'s options (on CPU: XLA's own convolutions instead of YNNPACK's).
 
 Correctness first: one step from the same state in both frameworks must give the same loss and the
 same updated (effective) weights (``max|dparam|``; PASS/FAIL, exit status 1 on FAIL). BatchNorm
@@ -304,6 +305,7 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     import torch
     import torch.nn.functional as F
 
+    from ballot_jax import compiler
     from ballot_jax.engine.loop import TrainConfig, make_optimizer
     from ballot_jax.engine.mesh import data_mesh, put_batch, replicated
     from ballot_jax.engine.steps import TrainState, make_train_step, mean_cross_entropy
@@ -405,7 +407,7 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
         variants["torch_nomask"] = torch_step_fn(nm_module, nm_opt, nm_sched)
         mtx = fixed_mask(tx, None)
 
-        @jax.jit
+        @compiler.jit
         def plain_step(state, batch):
             step_rng = jax.random.fold_in(state.rng, state.step)
 

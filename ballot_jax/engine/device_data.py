@@ -20,6 +20,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
+from ballot_jax import compiler
 from ballot_jax.engine.mesh import batch_sharding, replicate
 
 DEVICE_DATA_MAX_BYTES = 1 << 30
@@ -37,8 +38,9 @@ def gathering(step: Callable, mesh: Mesh) -> Callable:
 
     ``idx`` (the global batch's rows) is split over ``mesh``'s data axis; it may be a host NumPy
     array (one process: every index is on this host) or a global ``jax.Array``."""
-    return jax.jit(
+    return compiler.jit(
         lambda state, data, idx: step(state, jax.tree.map(lambda a: a[idx], data)),
+        mesh=mesh,  # the outer program is the one compiled: it carries the step's options
         in_shardings=(None, None, batch_sharding(mesh)),  # None: the state and data keep their own
     )
 

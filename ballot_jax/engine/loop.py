@@ -21,6 +21,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh
 
+from ballot_jax import compiler
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.device_data import device_train_data, gathering
 from ballot_jax.engine.mesh import check_divisible, put_batch, replicate
@@ -132,7 +133,7 @@ def _jitted_init(model: Model) -> Callable:
     """``model.init`` as one compiled program per model and process: the same numbers as calling it
     eagerly (checked for the MLP, SmallCNN and ResNet-18), for one compilation instead of one per
     initialiser and shape."""
-    return jax.jit(model.init)
+    return compiler.jit(model.init)
 
 
 def dense_mask(task: Task, prunable: Prunable = default_prunable) -> Mask:

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, PartitionSpec as P
 
-from ballot_jax import metrics
+from ballot_jax import compiler, metrics
 from ballot_jax.engine.mesh import DATA_AXIS, check_divisible, put_batch, to_host
 from ballot_jax.engine.model import Model
 from ballot_jax.samplers import eval_batches
@@ -149,9 +149,10 @@ def model_update(
 
 def shard_step(local_step: Callable, mesh: Mesh) -> Callable:
     """``local_step(state, batch) -> (state, stats)`` jitted and run under ``jax.shard_map`` over
-    ``mesh``: state and stats replicated, the batch split along the 'data' axis."""
+    ``mesh``: state and stats replicated, the batch split along the 'data' axis (compiled with
+    :mod:`ballot_jax.compiler`'s options for the mesh's platform)."""
     sharded = jax.shard_map(local_step, mesh=mesh, in_specs=(P(), P(DATA_AXIS)), out_specs=(P(), P()))
-    return jax.jit(sharded)
+    return compiler.jit(sharded, mesh=mesh)
 
 
 def make_train_step(
@@ -204,7 +205,7 @@ def make_predict(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Arra
         logits, _ = model.apply(params, model_state, x, False, jax.random.PRNGKey(0))
         return jnp.argmax(logits, -1).astype(jnp.int32)
 
-    return jax.jit(predict)
+    return compiler.jit(predict)
 
 
 @functools.lru_cache(maxsize=32)
@@ -216,7 +217,7 @@ def make_logits(model: Model) -> Callable[[PyTree, PyTree, jax.Array], jax.Array
         out, _ = model.apply(params, model_state, x, False, jax.random.PRNGKey(0))
         return out.astype(jnp.float32)
 
-    return jax.jit(logits)
+    return compiler.jit(logits)
 
 
 def predict_split(predict, params, model_state, x: np.ndarray, mesh: Mesh, batch_size: int = 512) -> np.ndarray:

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ballot_jax import vote
+from ballot_jax import compiler, vote
 from ballot_jax.engine import checkpoints
 from ballot_jax.engine.levels import level_dir
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig
@@ -45,7 +45,7 @@ def make_vote_grads(model):
         per_example = jnp.stack([jnp.ones(batch["y"].shape, jnp.float32), weights[batch["group"]]])
         return jax.vmap(jax.grad(loss), in_axes=(None, None, None, 0))(params, model_state, batch, per_example)
 
-    return jax.jit(fn)
+    return compiler.jit(fn)
 
 
 def ballot_caster(method, task: Task, config: TrainConfig, trainer: Trainer):

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from ballot_jax import compiler
 from ballot_jax.engine.loop import TrainConfig, make_optimizer, set_mask
 from ballot_jax.engine.mesh import replicated
 from ballot_jax.engine.steps import TrainState, mean_cross_entropy
@@ -74,4 +75,4 @@ def make_grad_fn(model, mesh):
 
         return jax.grad(loss)(params)
 
-    return jax.jit(grad, out_shardings=replicated(mesh))
+    return compiler.jit(grad, mesh=mesh, out_shardings=replicated(mesh))

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ballot_jax import compiler
 from ballot_jax.engine.loop import Task, Trainer, TrainConfig
 from ballot_jax.engine.mesh import DATA_AXIS
 from ballot_jax.engine.steps import (
@@ -136,7 +137,7 @@ class AdversarialTrainer(Trainer):
                 features, label_code = adversary_features(logits, y, kind)
                 return jnp.argmax(apply_adversary(adversary, features, label_code), -1).astype(jnp.int32)
 
-            self._attack = jax.jit(attack)
+            self._attack = compiler.jit(attack)
 
         def predict_group(params, model_state, xy):
             return self._attack(params, model_state, state.adversary, *xy)

@@ -38,8 +38,9 @@ from ballot_jax.models import patches, winograd
 NORMS = ("batch", "group", "none")
 # How a conv model computes its 3x3 stride-1 convolutions (the ``conv_impl`` field of ResNet-18/50 and
 # VGG-16): "xla" is ``lax.conv_general_dilated``; "winograd" is :mod:`ballot_jax.models.winograd`
-# where it covers the layer (faster on CPU, rounds differently), ``lax`` elsewhere. With either, a
-# map smaller than its kernel goes through :mod:`ballot_jax.models.patches` (below).
+# where it covers the layer (rounds differently; on CPU slower than lax with ballot_jax.compiler's
+# options), ``lax`` elsewhere. With either, a map smaller than its kernel goes through
+# :mod:`ballot_jax.models.patches` (below).
 CONVS = ("xla", "winograd")
 # What each ``CONVS`` entry computes a layer with. Both first take the maps smaller than the kernel
 # to one matrix product over patches (:mod:`ballot_jax.models.patches`: XLA:CPU's convolution is two

@@ -8,8 +8,8 @@ are ``1x1 conv + norm``. With ``width=64``, the CIFAR stem and 10 classes the mo
 parameters (the figure usually quoted for CIFAR ResNet-18), for ``norm`` "batch" or "group".
 ``norm`` defaults to "group"; see :mod:`ballot_jax.models._layers`. The classifier is a global
 average pool followed by a ``Dense`` named ``"head"``. ``conv_impl`` ("xla", the default, or
-"winograd") chooses how the 3x3 stride-1 convolutions compute (:mod:`ballot_jax.models.winograd`:
-faster on CPU, the same parameters, a different rounding).
+"winograd") chooses how the 3x3 stride-1 convolutions compute (:mod:`ballot_jax.models.winograd`: the
+same parameters, a different rounding; slower than the default since :mod:`ballot_jax.compiler`).
 
 ResNet-50 (``ResNet50``): Bottleneck blocks ``1x1 -> 3x3 (stride) -> 1x1 (4x expansion)``, stages
 (3, 4, 6, 3), the stride on the 3x3 conv ("v1.5", as in torchvision and timm), the same stems,

@@ -1,8 +1,8 @@
 """Winograd F(2x2, 3x3) convolution: a drop-in for ``lax.conv_general_dilated`` on 3x3, stride-1 layers.
 
-Why: on XLA:CPU the direct 3x3 convolution reaches less of the core's FMA rate than PyTorch's oneDNN
-kernels (docs/speed_notes.md §2). Winograd's minimal filtering algorithm (Lavin & Gray, "Fast
-Algorithms for Convolutional Neural Networks", CVPR 2016) computes each 2x2 output tile from a 4x4
+Why (session 35): on XLA:CPU, with its default YNNPACK convolutions, the direct 3x3 convolution reached
+less of the core's FMA rate than PyTorch's oneDNN kernels (docs/speed_notes.md §2). Winograd's minimal
+filtering algorithm (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", CVPR 2016) computes each 2x2 output tile from a 4x4
 input tile with 16 multiplications per (input channel, output channel) pair instead of 36, so the
 bulk of the work becomes 16 batched matrix products, which XLA:CPU runs at the full GEMM rate:
 
@@ -20,9 +20,11 @@ Use it through a model's ``conv_impl="winograd"`` field (ResNet-18, ResNet-50, V
 convolution it does not cover (see :func:`covers`) falls through to ``lax.conv_general_dilated``
 unchanged, bit for bit. The default of every model stays ``conv_impl="xla"``: the records in
 docs/results.md were made with it, and on a GPU cuDNN chooses its own algorithm (Winograd among
-them) anyway. On the development CPU (1 thread, docs/speed_notes.md §2) it takes 6-9% off a ResNet-18
-training step (VGG-16: 4%; ResNet-50: nothing measurable) and adds 3-18% to an evaluation pass (its
-forward alone is the slower part).
+them) anyway. With XLA's default CPU convolutions (YNNPACK) it took 6-9% off a ResNet-18 training step on
+the development CPU (VGG-16: 4%; ResNet-50: nothing measurable). Since session 37 ballot_jax compiles its
+programs without YNNPACK convolutions (:mod:`ballot_jax.compiler`), and the direct convolution is then the
+faster one: ResNet-18's step 646 ms against 840-850 ms with Winograd (2 threads; 1136 against 1334 ms at
+1 thread; docs/speed_notes.md §2). Kept as an option, not a speed-up.
 """
 
 from __future__ import annotations
