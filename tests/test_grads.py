@@ -2,6 +2,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from ballot_jax.engine.mesh import data_mesh, put_batch
 from ballot_jax.engine.steps import group_loss
@@ -113,6 +114,24 @@ def test_unrolled_formulation_equals_the_vmap_one():
         # and each group's gradient is that group's own gradient (not, e.g., the same group G times)
         g1 = jax.value_and_grad(loss_fn, has_aux=True)(params, jax.tree.map(lambda x: x[1], batch))[1]
         chex.assert_trees_all_close(jax.tree.map(lambda x: x[1], out.grads), g1, atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("loss", [0.7, float("nan"), float("inf"), -float("inf")])
+def test_the_unrolled_passes_chain_on_a_value_that_changes_nothing(loss):
+    """Group g's batch reads group g-1's loss (the dependency that orders the passes) and stays equal,
+    whatever the loss; integer leaves are untouched; a batch without floating leaves is returned whole."""
+    from ballot_jax import grads
+
+    batch = {"x": jnp.array([[-1.5, 0.0], [2.0, 3.25]]), "w": jnp.array([0.5], jnp.bfloat16),
+             "y": jnp.array([1, 2], jnp.int32)}
+    for after in (grads._after, jax.jit(grads._after)):
+        out = after(batch, jnp.float32(loss))
+        jax.tree.map(np.testing.assert_array_equal, out, batch)
+        assert jax.tree.map(lambda a: a.dtype, out) == jax.tree.map(lambda a: a.dtype, batch)
+    ints = {"y": jnp.array([1, 2], jnp.int32)}
+    jax.tree.map(np.testing.assert_array_equal, jax.jit(grads._after)(ints, jnp.float32(loss)), ints)
+    # the compiled program still reads the loss: XLA does not fold the zero away
+    assert "compare(" in jax.jit(grads._after).lower(batch, jnp.float32(loss)).compile().as_text()
 
 
 def test_sharded_cnn_group_grads_equal_single_device():
