@@ -3,8 +3,8 @@
 On the CPU backend, XLA (jaxlib 0.10 to 0.12 at least) hands every convolution to YNNPACK by default
 (``LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION`` in the debug option ``xla_cpu_experimental_ynn_fusion_type``,
 beside individual dots and reductions). On the CPUs measured here its convolution kernels are slower than
-XLA's own: a 3x3, 64-channel weight gradient at 32x32 and batch 32 takes 66.7 ms through YNNPACK and
-24.2 ms without it (1 thread); the engine's ResNet-18 training step 932 -> 615 ms and SmallCNN's 49.8 -> 22.9 ms
+XLA's own: a 3x3, 64-channel weight gradient at 32x32 and batch 32 takes 66.3 ms through YNNPACK and
+24.4 ms without it (1 thread); the engine's ResNet-18 training step 932 -> 615 ms and SmallCNN's 49.8 -> 22.9 ms
 (2 threads; docs/speed_notes.md §2, session 37). So on CPU ballot_jax compiles with that option set to XLA's default
 without convolutions, ``CPU_LIBRARY_FUSIONS`` (dots and reductions still go to YNNPACK, as by default).
 

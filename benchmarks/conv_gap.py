@@ -1,9 +1,10 @@
 """Where ResNet-18's CPU gap to PyTorch lives: each of its convolution shapes, JAX vs PyTorch eager.
 
-``vs_torch`` measures the whole ResNet-18 step. This times each distinct convolution of ResNet-18 (CIFAR stem, width 64, batch 32, NHWC/HWIO in JAX,
-NCHW/OIHW in PyTorch, the same data) on its own: the forward pass, and the gradient with respect to
-input and kernel (``jax.vjp`` / ``torch.autograd.grad`` with a cotangent of ones; PyTorch's backward
-is timed as forward + backward minus its forward, since autograd cannot run one without the other).
+``vs_torch`` measures the whole ResNet-18 step. This times each distinct convolution of ResNet-18
+(CIFAR stem, width 64, batch 32, NHWC/HWIO in JAX, NCHW/OIHW in PyTorch, the same data) on its own:
+the forward pass, and the gradient with respect to input and kernel (``jax.vjp`` /
+``torch.autograd.grad`` with a cotangent of ones; PyTorch's backward is timed as forward + backward
+minus its forward, since autograd cannot run one without the other).
 Variants are interleaved per shape (``benchmarks.common.compare``); the table gives JAX / PyTorch
 per shape and the count of such convolutions in the model, and ``weighted`` sums the medians over
 the model's convolutions. The first forward of each shape is checked against PyTorch's. JAX's programs

@@ -6,7 +6,7 @@ interleaved in one process, programs compiled with XLA's defaults (``default``) 
 compiled with :mod:`ballot_jax.compiler`'s options (``ballot_jax``: the option without convolutions):
 
 - ``layers``: ResNet-18's 3x3 stride-1 convolutions (batch 32) alone, forward, input gradient and weight
-  gradient (median of 7 each), and the weight gradient's max |difference| / max |value| between the two;
+  gradient (median of 7 each, after two warm-up calls), and the weight gradient's max |difference| / max |value| between the two;
 - ``steps`` (default): the engine's masked training step (``engine.loop.Trainer.step_fn``, 90% magnitude
   mask, SGD momentum) of the MLP and SmallCNN (loop benchmark's sizes, batch 64) and of ResNet-18
   (batch norm, batch 32), per step, median over rounds of K steps, the two compilations alternating.
@@ -30,20 +30,10 @@ import jax  # noqa: E402
 from jax import lax  # noqa: E402
 
 from ballot_jax import compiler  # noqa: E402
+from benchmarks.common import time_fn  # noqa: E402
 
 DN = ("NHWC", "HWIO", "NHWC")
 STAGES = ((64, 32), (128, 16), (256, 8), (512, 4))  # (channels, map side) of ResNet-18's CIFAR stages
-
-
-def median_ms(f, *args, n=7):
-    jax.block_until_ready(f(*args))
-    jax.block_until_ready(f(*args))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        jax.block_until_ready(f(*args))
-        times.append(time.perf_counter() - t)
-    return 1e3 * float(np.median(times))
 
 
 def both(fun):
@@ -64,7 +54,8 @@ def layers():
             "weight": both(lambda x_, w_, dy_: jax.vjp(lambda v: conv(x_, v), w_)[1](dy_)[0]),
         }
         args = {"forward": (x, w), "input": (x, w, dy), "weight": (x, w, dy)}
-        cells = [" / ".join(f"{median_ms(f, *args[k]):.1f}" for f in programs[k].values()) for k in programs]
+        cells = [" / ".join(f"{1e3 * np.median(time_fn(f, *args[k], repeats=7, warmup=2)):.1f}"
+                            for f in programs[k].values()) for k in programs]
         a, b = (np.asarray(f(x, w, dy)) for f in programs["weight"].values())
         print(f"{c:>3} ch at {h:>2}x{h:<2}     | {cells[0]:>15} | {cells[1]:>13} | {cells[2]:>13} | "
               f"{np.max(np.abs(a - b)) / np.max(np.abs(a)):.1e}", flush=True)
