@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -69,13 +70,12 @@ def test_top_level_calls_compile_with_the_options_and_nested_ones_without():
     assert isinstance(fast, compiler._Jitted)
     tuned = jax.jit(conv_grad, compiler_options=CPU_OPTIONS)(x, w)
     default = jax.jit(conv_grad)(x, w)
-    chex_equal = lambda a, b: jax.tree.map(np.testing.assert_array_equal, a, b)
-    chex_equal(fast(x, w), tuned)
+    chex.assert_trees_all_equal(fast(x, w), tuned)
     # Inside another jit (traced arguments, or concrete ones closed over) the outer program's options
     # apply: here XLA's defaults, bit for bit what a plain jax.jit computes.
-    chex_equal(jax.jit(lambda x_, w_: fast(x_, w_))(x, w), default)
+    chex.assert_trees_all_equal(jax.jit(lambda x_, w_: fast(x_, w_))(x, w), default)
     scaled = lambda conv_grad_: jax.jit(lambda s: jax.tree.map(lambda v: v * s, conv_grad_(x, w)))(2.0)
-    chex_equal(scaled(fast), scaled(conv_grad))
+    chex.assert_trees_all_equal(scaled(fast), scaled(conv_grad))
     # The two differ only in rounding (which kernel computes the convolution).
     np.testing.assert_allclose(tuned[1], default[1], rtol=1e-5, atol=1e-5)
     # vmap and grad of the top-level function, and the jit's own methods, work as for jax.jit.

@@ -126,10 +126,10 @@ def test_the_unrolled_passes_chain_on_a_value_that_changes_nothing(loss):
              "y": jnp.array([1, 2], jnp.int32)}
     for after in (grads._after, jax.jit(grads._after)):
         out = after(batch, jnp.float32(loss))
-        jax.tree.map(np.testing.assert_array_equal, out, batch)
+        chex.assert_trees_all_equal(out, batch)
         assert jax.tree.map(lambda a: a.dtype, out) == jax.tree.map(lambda a: a.dtype, batch)
     ints = {"y": jnp.array([1, 2], jnp.int32)}
-    jax.tree.map(np.testing.assert_array_equal, jax.jit(grads._after)(ints, jnp.float32(loss)), ints)
+    chex.assert_trees_all_equal(jax.jit(grads._after)(ints, jnp.float32(loss)), ints)
     # the compiled program still reads the loss: XLA does not fold the zero away
     assert "compare(" in jax.jit(grads._after).lower(batch, jnp.float32(loss)).compile().as_text()
 
