@@ -82,7 +82,7 @@ def conflict_stats(params: PyTree, mask: Mask, group_grads: GroupGrads) -> Confl
     deviation = losses - jnp.mean(losses)
     num_groups = losses.shape[0]
     grads = _prunable_only(group_grads.grads, mask)
-    sq_grads = _prunable_only(group_grads.sq_grads, mask)
+    sq_grads = _prunable_only(group_grads.mean_sq_grads(), mask)  # squared here: fused below
     weights = _prunable_only(params, mask)
 
     def stats(m, w, g, g2):

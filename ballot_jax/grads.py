@@ -31,13 +31,22 @@ class GroupGrads(NamedTuple):
     """Per-group statistics; tree leaves have the params' shapes with a leading [G] axis.
 
     ``grads``: mean gradient of each group's loss; ``sq_grads``: mean over batches of the squared
-    per-batch group gradient (equal to ``grads ** 2`` for a single batch); ``loss``, ``accuracy``: [G].
+    per-batch group gradient, or ``None`` for a single batch, where it equals ``grads ** 2`` (read it
+    through :meth:`mean_sq_grads` either way); ``loss``, ``accuracy``: [G]. The pass over one batch
+    leaves it ``None`` so that it does not write G more parameter-sized arrays: squared where it is
+    consumed, inside the consumer's jit, the square fuses into the consumer's arithmetic (for the MLP
+    of ``benchmarks.conflict`` the squares were a third of the pass's time, docs/speed_notes.md §3).
     """
 
     grads: PyTree
-    sq_grads: PyTree
+    sq_grads: PyTree | None
     loss: jax.Array
     accuracy: jax.Array
+
+    def mean_sq_grads(self) -> PyTree:
+        """Mean over batches of the squared per-batch group gradient: ``sq_grads``, or ``grads ** 2``
+        when it is ``None`` (one batch). Jit-able."""
+        return jax.tree.map(jnp.square, self.grads) if self.sq_grads is None else self.sq_grads
 
 
 def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch, *args: Any) -> GroupGrads:
@@ -57,7 +66,7 @@ def _per_group_grads_vmap(loss_fn: GroupLoss, params: PyTree, batch: Batch, *arg
     """``vmap`` of ``value_and_grad`` over the group axis (the formulation everywhere but conv on CPU)."""
     in_axes = (None, 0) + (None,) * len(args)
     (loss, acc), grads = jax.vmap(jax.value_and_grad(loss_fn, has_aux=True), in_axes=in_axes)(params, batch, *args)
-    return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
+    return GroupGrads(grads, None, loss, acc)
 
 
 def _after(group_batch: Batch, previous_loss: jax.Array) -> Batch:
@@ -88,7 +97,7 @@ def _per_group_grads_unrolled(loss_fn: GroupLoss, params: PyTree, batch: Batch, 
         previous = grad_fn(params, group_batch, *args)
         outs.append(previous)
     (loss, acc), grads = jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
-    return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
+    return GroupGrads(grads, None, loss, acc)
 
 
 _CONV_PRIMITIVES = frozenset({"conv_general_dilated"})
@@ -128,8 +137,9 @@ def sharded_group_grads(loss_fn: GroupLoss, mesh: Mesh, axis_name: str = "data")
         params = jax.tree.map(lambda x: jax.lax.pcast(x, axis_name, to="varying"), params)
         out = per_group_grads(loss_fn, params, batch, *args)
         grads, loss, acc = jax.tree.map(lambda x: jax.lax.pmean(x, axis_name), (out.grads, out.loss, out.accuracy))
-        # Square the batch's (device-averaged) gradient: squaring per device would change the estimate.
-        return GroupGrads(grads, jax.tree.map(jnp.square, grads), loss, acc)
+        # sq_grads stays None: the square of the batch's device-averaged gradient (squaring per device
+        # would change the estimate) is taken by its consumer.
+        return GroupGrads(grads, None, loss, acc)
 
     def fn(params, batch, *args):
         in_specs = (P(), P(None, axis_name)) + (P(),) * len(args)
@@ -143,13 +153,22 @@ def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, batches: Ite
 
     ``fn`` is e.g. ``functools.partial(per_group_grads, loss_fn)`` (jitted) or
     :func:`sharded_group_grads`. ``sq_grads`` becomes the mean of the per-batch squared gradients
-    (not the square of the mean): the Fisher-style estimate Ballot's score uses.
+    (not the square of the mean): the Fisher-style estimate Ballot's score uses. With one batch it
+    is ``fn``'s result unchanged (``sq_grads`` ``None``: the square of ``grads``).
     """
     total, count = None, 0
     for batch in batches:
         out = fn(params, batch, *args)
-        total = out if total is None else jax.tree.map(jnp.add, total, out)
+        total = out if total is None else _accumulate(total, out)
         count += 1
     if total is None:
         raise ValueError("mean_group_grads needs at least one batch")
-    return jax.tree.map(lambda x: x / count, total)
+    return total if count == 1 else jax.tree.map(lambda x: x / count, total)
+
+
+@jax.jit
+def _accumulate(total: GroupGrads, out: GroupGrads) -> GroupGrads:
+    """Sums of two (sums of) per-batch statistics, the squares summed too (one fused pass per leaf)."""
+    add = lambda a, b: jax.tree.map(jnp.add, a, b)  # noqa: E731
+    return GroupGrads(add(total.grads, out.grads), add(total.mean_sq_grads(), out.mean_sq_grads()),
+                      total.loss + out.loss, total.accuracy + out.accuracy)

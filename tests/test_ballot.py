@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -37,6 +38,17 @@ def test_conflict_statistics_known_answers():
     np.testing.assert_allclose(s.agreement["w"][0], [0.5, 0.0, 0.5, 1.0])
     np.testing.assert_array_equal(s.conflict["w"][0], [False, False, True, False])
     assert s.accuracy_cost["b"] is None
+
+
+def test_one_batch_statistics_square_the_gradients_themselves():
+    """``sq_grads=None`` (what one batch's pass returns) means ``grads ** 2``: the same statistics."""
+    params, mask, gg = hand_made()
+    chex.assert_trees_all_equal(ballot.conflict_stats(params, mask, gg._replace(sq_grads=None)),
+                                ballot.conflict_stats(params, mask, gg))
+    # ... and the explicit mean of squares is read, not replaced by the square of the mean
+    halved = gg._replace(sq_grads=jax.tree.map(lambda x: x / 2, gg.sq_grads))
+    np.testing.assert_allclose(ballot.conflict_stats(params, mask, halved).accuracy_cost["w"][0],
+                               [0.125, 0.0, 0.125, 0.25])
 
 
 def test_score_keeps_minority_weight_over_unneeded_and_majority_only():

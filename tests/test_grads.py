@@ -65,6 +65,17 @@ def test_sharded_equals_single_device_and_accumulates():
     np.testing.assert_allclose(results[0].loss, single.loss, rtol=1e-6)  # reversed batch: same mean loss
 
 
+def test_one_batch_leaves_the_squares_to_the_consumer():
+    model, params, state, batch = setup()
+    out = jax.jit(per_group_grads, static_argnums=0)(classification_loss(model, state), params, batch)
+    assert out.sq_grads is None
+    chex.assert_trees_all_equal(out.mean_sq_grads(), jax.tree.map(jnp.square, out.grads))
+    mesh = data_mesh(jax.devices()[:1])
+    single = mean_group_grads(sharded_group_grads(group_loss(model), mesh), params, [put_batch(batch, mesh, axis=1)], state)
+    assert single.sq_grads is None
+    chex.assert_trees_all_close(single.grads, out.grads, atol=1e-6)
+
+
 def test_sq_grads_average_the_squares_of_per_batch_grads():
     model, params, state, batch = setup()
     mesh = data_mesh(jax.devices()[:1])
@@ -160,6 +171,8 @@ def test_plain_loss_fn_with_extra_args_and_a_running_mean():
     other = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else -1), batch)
     out = mean_group_grads(fn, params, [batch, other], 2.0)
     a, b = fn(params, batch, 2.0), fn(params, other, 2.0)
-    chex.assert_trees_all_close(out, jax.tree.map(lambda x, y: (x + y) / 2, a, b), atol=1e-6)
+    mean = lambda x, y: (x + y) / 2  # noqa: E731
+    chex.assert_trees_all_close(out._replace(sq_grads=None), jax.tree.map(mean, a, b), atol=1e-6)
+    chex.assert_trees_all_close(out.sq_grads, jax.tree.map(mean, a.mean_sq_grads(), b.mean_sq_grads()), atol=1e-6)
     one = jax.grad(lambda p: loss_fn(p, jax.tree.map(lambda x: x[0], batch), 2.0)[0])(params)
     chex.assert_trees_all_close(a.grads["w"][0], one["w"], atol=1e-6)
