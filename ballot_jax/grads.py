@@ -46,7 +46,7 @@ class GroupGrads(NamedTuple):
     def mean_sq_grads(self) -> PyTree:
         """Mean over batches of the squared per-batch group gradient: ``sq_grads``, or ``grads ** 2``
         when it is ``None`` (one batch). Jit-able."""
-        return jax.tree.map(jnp.square, self.grads) if self.sq_grads is None else self.sq_grads
+        return jax.tree.map(_rounded_square, self.grads) if self.sq_grads is None else self.sq_grads
 
 
 def per_group_grads(loss_fn: GroupLoss, params: PyTree, batch: Batch, *args: Any) -> GroupGrads:
@@ -166,9 +166,19 @@ def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, batches: Ite
     return total if count == 1 else jax.tree.map(lambda x: x / count, total)
 
 
+def _rounded_square(x: jax.Array) -> jax.Array:
+    """``x ** 2``, rounded before any use, as a square made by its own program is. Fused into its
+    consumer, XLA:CPU may contract a plain square with the add or the product that follows into one
+    FMA, whose single rounding changes the last bits against squares made in the pass (what every
+    record was computed with; `mean_group_grads`' sum and `conflict_stats`' group mean both did). The
+    ``maximum`` with 0 changes no value (a square is +0 or more, or NaN, which it keeps) and stands
+    between the product and what follows."""
+    return jnp.maximum(jnp.square(x), jnp.zeros((), x.dtype))
+
+
 @jax.jit
 def _accumulate(total: GroupGrads, out: GroupGrads) -> GroupGrads:
-    """Sums of two (sums of) per-batch statistics, the squares summed too (one fused pass per leaf)."""
+    """Sums of two (sums of) per-batch statistics, the squares summed too, in one fused pass per leaf."""
     add = lambda a, b: jax.tree.map(jnp.add, a, b)  # noqa: E731
     return GroupGrads(add(total.grads, out.grads), add(total.mean_sq_grads(), out.mean_sq_grads()),
                       total.loss + out.loss, total.accuracy + out.accuracy)

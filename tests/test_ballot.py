@@ -41,7 +41,8 @@ def test_conflict_statistics_known_answers():
 
 
 def test_one_batch_statistics_square_the_gradients_themselves():
-    """``sq_grads=None`` (what one batch's pass returns) means ``grads ** 2``: the same statistics."""
+    """``sq_grads=None`` (what one batch's pass returns) means ``grads ** 2``: the same statistics
+    (exactly on these exactly representable values; in general up to the last bit, docs/method.md §5.1)."""
     params, mask, gg = hand_made()
     chex.assert_trees_all_equal(ballot.conflict_stats(params, mask, gg._replace(sq_grads=None)),
                                 ballot.conflict_stats(params, mask, gg))

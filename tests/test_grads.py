@@ -81,11 +81,33 @@ def test_sq_grads_average_the_squares_of_per_batch_grads():
     mesh = data_mesh(jax.devices()[:1])
     fn = sharded_group_grads(group_loss(model), mesh)
     other = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else -1), batch)
-    out = mean_group_grads(fn, params, [put_batch(batch, mesh, axis=1), put_batch(other, mesh, axis=1)], state)
+    third = jax.tree.map(lambda x: x[:, ::-1] * (1 if x.dtype != np.float32 else 0.5), batch)
+    batches = [put_batch(b, mesh, axis=1) for b in (batch, other, third)]
+    out = mean_group_grads(fn, params, batches, state)
     a = per_group_grads(classification_loss(model, state), params, batch).grads
     b = per_group_grads(classification_loss(model, state), params, other).grads
     expected = jax.tree.map(lambda x, y: (x**2 + y**2) / 2, a, b)
-    chex.assert_trees_all_close(out.sq_grads, expected, atol=1e-6)
+    chex.assert_trees_all_close(mean_group_grads(fn, params, batches[:2], state).sq_grads, expected, atol=1e-6)
+    # Bit for bit what squares made on their own and summed in order give (the records' arithmetic):
+    # no FMA contraction of square-and-add in the fused accumulation.
+    g = [fn(params, x, state).grads for x in batches]
+    squares = [jax.tree.map(jnp.square, x) for x in g]
+    expected = jax.tree.map(lambda x, y, z: ((x + y) + z) / 3, *squares)
+    chex.assert_trees_all_equal(out.sq_grads, expected)
+    chex.assert_trees_all_equal(out.grads, jax.tree.map(lambda x, y, z: ((x + y) + z) / 3, *g))
+
+
+def test_the_accumulated_square_is_rounded_before_the_sum():
+    from ballot_jax.grads import _rounded_square
+
+    rng = np.random.default_rng(0)
+    a, b = (jnp.asarray(rng.normal(size=(64, 257)) * 1e-3, jnp.float32) for _ in range(2))
+    fused = jax.jit(lambda a, b: _rounded_square(a) + _rounded_square(b))(a, b)
+    np.testing.assert_array_equal(fused, jnp.square(a) + jnp.square(b))  # eager: two rounded squares
+    special = jnp.asarray([jnp.nan, -0.0, 0.0, jnp.inf, -jnp.inf, 1e-30, -3.0, 1e20], jnp.float32)
+    got = jax.jit(_rounded_square)(special)
+    np.testing.assert_array_equal(got, jnp.square(special))
+    assert not np.signbit(np.asarray(got)).any()
 
 
 def cnn_setup():
