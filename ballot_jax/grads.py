@@ -167,12 +167,11 @@ def mean_group_grads(fn: Callable[..., GroupGrads], params: PyTree, batches: Ite
 
 
 def _rounded_square(x: jax.Array) -> jax.Array:
-    """``x ** 2``, rounded before any use, as a square made by its own program is. Fused into its
-    consumer, XLA:CPU may contract a plain square with the add or the product that follows into one
-    FMA, whose single rounding changes the last bits against squares made in the pass (what every
-    record was computed with; `mean_group_grads`' sum and `conflict_stats`' group mean both did). The
-    ``maximum`` with 0 changes no value (a square is +0 or more, or NaN, which it keeps) and stands
-    between the product and what follows."""
+    """``x ** 2``, rounded before any use, as a square made by its own program is. Fused with an add,
+    XLA:CPU contracts a plain square and the add into one FMA, whose single rounding changes the sum's
+    last bits against squares made in the pass (what every record was computed with): it did in
+    :func:`_accumulate`. The ``maximum`` with 0 changes no value (a square is +0 or more, or NaN, which
+    it keeps) and stands between the product and the add."""
     return jnp.maximum(jnp.square(x), jnp.zeros((), x.dtype))
 
 
