@@ -239,6 +239,33 @@ def ms(seconds: float) -> str:
 # Masks on the host (NumPy: no per-op compilation, which costs seconds on a busy small CPU)
 
 
+def plain_jax_step(model: Any, tx: Any) -> Callable:
+    """The engine's training step written as a user would, one ``compiler.jit`` of value_and_grad and
+    ``tx``'s update (no mesh, no engine helpers): ``step(state, batch) -> (state, metrics)`` on an
+    engine ``TrainState``. The reference the benchmarks time the engine's step against."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    from ballot_jax import compiler
+    from ballot_jax.engine.steps import TrainState, mean_cross_entropy
+
+    @compiler.jit
+    def plain_step(state: TrainState, batch):
+        step_rng = jax.random.fold_in(state.rng, state.step)
+
+        def loss_fn(p):
+            logits, ms = model.apply(p, state.model_state, batch["x"], True, step_rng)
+            return mean_cross_entropy(logits, batch), (logits, ms)
+
+        (loss, (logits, ms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new = TrainState(state.step + 1, optax.apply_updates(state.params, updates), ms, opt_state, state.rng)
+        return new, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+
+    return plain_step
+
+
 def magnitude_mask(params: Any, sparsity: float) -> Any:
     """A ballot_jax mask (NumPy bool leaves; ``None`` where ``ballot_jax.default_prunable`` says no)
     keeping the ``N - round(sparsity * N)`` largest-|w| prunable weights globally, ties broken by

@@ -48,12 +48,10 @@ def build(spec: dict[str, Any], mesh) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
 
-    from ballot_jax import compiler
     from ballot_jax.engine.loop import TrainConfig, make_optimizer
     from ballot_jax.engine.mesh import put_batch, replicated
-    from ballot_jax.engine.steps import TrainState, make_train_step, mean_cross_entropy
+    from ballot_jax.engine.steps import TrainState, make_train_step
     from ballot_jax.models import get_model
     from ballot_jax.optim import FixedMaskState, fixed_mask
 
@@ -83,18 +81,7 @@ def build(spec: dict[str, Any], mesh) -> dict[str, Any]:
     dense_step = make_train_step(model, tx, mesh)
     masked_step = make_train_step(model, fixed_mask(tx, None), mesh)
 
-    @compiler.jit
-    def plain_step(state: TrainState, batch):
-        step_rng = jax.random.fold_in(state.rng, state.step)
-
-        def loss_fn(p):
-            logits, ms = model.apply(p, state.model_state, batch["x"], True, step_rng)
-            return mean_cross_entropy(logits, batch), (logits, ms)
-
-        (loss, (logits, ms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-        updates, opt_state = tx.update(grads, state.opt_state, state.params)
-        new = TrainState(state.step + 1, optax.apply_updates(state.params, updates), ms, opt_state, state.rng)
-        return new, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+    plain_step = common.plain_jax_step(model, tx)
 
     return {
         "variants": {

@@ -301,14 +301,12 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     import jax
     import jax.numpy as jnp
     import numpy as np
-    import optax
     import torch
     import torch.nn.functional as F
 
-    from ballot_jax import compiler
     from ballot_jax.engine.loop import TrainConfig, make_optimizer
     from ballot_jax.engine.mesh import data_mesh, put_batch, replicated
-    from ballot_jax.engine.steps import TrainState, make_train_step, mean_cross_entropy
+    from ballot_jax.engine.steps import TrainState, make_train_step
     from ballot_jax.models import get_model
     from ballot_jax.optim import FixedMaskState, fixed_mask
 
@@ -405,20 +403,7 @@ def build(spec: dict[str, Any], device: str, extra: bool) -> dict[str, Any]:
     if extra:
         nm_module, _, nm_opt, nm_sched = make_torch(False)
         variants["torch_nomask"] = torch_step_fn(nm_module, nm_opt, nm_sched)
-        mtx = fixed_mask(tx, None)
-
-        @compiler.jit
-        def plain_step(state, batch):
-            step_rng = jax.random.fold_in(state.rng, state.step)
-
-            def loss_fn(p):
-                logits, ms = model.apply(p, state.model_state, batch["x"], True, step_rng)
-                return mean_cross_entropy(logits, batch), (logits, ms)
-
-            (loss, (logits, ms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-            updates, opt_state = mtx.update(grads, state.opt_state, state.params)
-            new = TrainState(state.step + 1, optax.apply_updates(state.params, updates), ms, opt_state, state.rng)
-            return new, {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == batch["y"])}
+        plain_step = common.plain_jax_step(model, fixed_mask(tx, None))
 
         variants["jax_plain"] = lambda: plain_step(state, jbatch)
     return {
