@@ -17,6 +17,8 @@
 # abl_finetune (one shot + fine-tuning with the vote only), abl_ft_magnitude (one shot + fine-tuning with |w|: no vote
 # anywhere), abl_ft_1point (one shot + fine-tuning, the vote from a single point, vote_points=1).
 # VARIANT=c20 (session33_preregistration.md): abl_rewind's flags, run on C20's decision sets; names s33_c20_*.
+# VARIANT=c21 (session39_preregistration.md): abl_rewind's flags, the rewinding-mode runs C21 switches to on its
+# decision sets; names s39_c21_*, session39_c21_*.
 set -e
 VARIANT=${VARIANT:-c17}
 S=31
@@ -25,11 +27,12 @@ case $VARIANT in
   c17) FLAGS="--config.ballot.distill=1";;
   c18) FLAGS="--config.ballot.distill=1 --config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean";;
   c19) FLAGS="--config.ballot.adversary_reach=below_mean";;
+  c21) S=39; FLAGS="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude";;
   abl_rewind|c20) S=33; FLAGS="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude";;
   abl_finetune) S=33; FLAGS="$FT";;
   abl_ft_magnitude) S=33; FLAGS="$FT --config.ballot.selection=magnitude";;
   abl_ft_1point) S=33; FLAGS="$FT --config.ballot.vote_points=1";;
-  *) echo "unknown VARIANT $VARIANT (c17 | c18 | c19 | c20 | abl_rewind | abl_finetune | abl_ft_magnitude | abl_ft_1point)" >&2; exit 2;;
+  *) echo "unknown VARIANT $VARIANT (c17 | c18 | c19 | c20 | c21 | abl_rewind | abl_finetune | abl_ft_magnitude | abl_ft_1point)" >&2; exit 2;;
 esac
 cd "$(dirname "$0")/../../.."
 source .venv/bin/activate

@@ -1,0 +1,92 @@
+"""Session 39: the per-run mode choice made only where the validation split resolves it (a diagnosis from kept records;
+nothing trained, nothing adopted).
+
+Session 33 (results A.3) found the default's mode choice (`mode_rule="accurate"`: the mode whose μ = 0 candidate has
+the higher validation accuracy) picking the fine-tuning mode on margins within a standard error of the split, and
+C20 (rewinding in every run) failing on digits-LT10, where fine-tuning is the more accurate mode for real. The rule in
+between, read here ("C21"): fine-tune iff its μ = 0 validation accuracy exceeds the rewinding mode's by more than one
+standard error of the split, sqrt(a (1 − a) / n_val) at the higher of the two (C10's resolution, method.md §5.6),
+else rewind (LTH's mode, whose μ = 0 candidate is LTH's ticket).
+
+Where C21 keeps C16's mode the run is C16's record; where it switches to rewinding the run is the rewinding mode's
+record of the same seed (C20 on digits-LT10, the `rewind only` ablation on CIFAR-10 and Big_Nose seeds 0-4, both
+checked by session 33 to train C16's candidates where C16 rewound); a switch to fine-tuning would need the fine-tuning
+records (none occurs on the sets read, and the script stops if one does). Blond_Hair and Wavy_Hair have no
+rewinding-mode records: only the runs C21 would switch are counted there.
+
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session39_mode_se.py
+
+Every set read here motivated or decided C20 before, so nothing here can decide C21: it says whether a decision run is
+worth its training.
+"""
+import json
+import math
+
+from experiments import reports
+from session11_decide import judge
+from session14_decide import met_cells
+from session31_decide import R, SETS, records
+
+N_VAL = {"cifar10": 500, "bignose": 800, "blond": 799, "wavy": 800, "digits_lt10": 179}  # validation split sizes
+REWIND = {"cifar10": ("session33_abl_rewind_cifar10.json", "abl_rewind"),
+          "bignose": ("session33_abl_rewind_bignose.json", "abl_rewind"),
+          "digits_lt10": ("session33_c20_digits_lt10.json", "c20")}
+FT, RW = "one_shot_finetune", "iterative_rewind"
+
+
+def check_counts(name: str, recs: list) -> None:
+    """Every μ = 0 validation accuracy is k / N_VAL[name] (float32): the split size is the one the records used."""
+    n = N_VAL[name]
+    for r in recs:
+        for mode in (FT, RW):
+            a = r["mode_search"][mode]["accuracy"]
+            if abs(a * n - round(a * n)) > 2e-3:
+                raise SystemExit(f"{name}: {a} is not k/{n} (seed {r['seed']}, {mode})")
+
+
+def c21_mode(r: dict, n: int) -> tuple[str, float, float]:
+    ft, rw = (r["mode_search"][m]["accuracy"] for m in (FT, RW))
+    se = math.sqrt(max(ft, rw) * (1 - max(ft, rw)) / n)
+    return (FT if ft - rw > se else RW), ft - rw, se
+
+
+def main() -> None:
+    for name in ("cifar10", "bignose", "digits_lt10", "blond", "wavy"):
+        files, c16_path = SETS[name]
+        c16 = records(c16_path, "c16")
+        check_counts(name, c16)
+        seeds = sorted({r["seed"] for r in c16})
+        if name in REWIND:
+            rewound = {(r["seed"], r["target_sparsity"]): r for r in records(R / REWIND[name][0], REWIND[name][1])}
+            seeds = sorted({s for s, _ in rewound})
+        print(f"== {name} (n_val {N_VAL[name]}, seeds {seeds[0]}-{seeds[-1]})")
+        c21, switched = [], 0
+        for r in sorted(c16, key=lambda r: (r["target_sparsity"], r["seed"])):
+            if r["seed"] not in seeds:
+                continue
+            mode, margin, se = c21_mode(r, N_VAL[name])
+            switch = mode != r["mode"]
+            switched += switch
+            if switch and mode == FT:
+                raise SystemExit(f"{name}: C21 switches seed {r['seed']} to fine-tuning; its records are needed")
+            print(f"   {r['target_sparsity']:g} seed {r['seed']}: fine-tune − rewind {100 * margin:+.2f} pt, one SE "
+                  f"{100 * se:.2f}: C16 {r['mode']}, C21 {mode}{'  <- switched' if switch else ''}")
+            if name in REWIND:
+                c21.append({**(rewound[(r["seed"], r["target_sparsity"])] if switch else r), "method": "c21"})
+        print(f"   runs switched to rewinding: {switched}")
+        if name not in REWIND:
+            continue
+        base = [x for f in files for x in json.load(open(f))["records"]
+                if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
+        ours = [{**x, "method": "default"} for x in c16 if x["seed"] in seeds]
+        rows, failures = [], []
+        judge(name, base + ours + c21, "c21", rows, failures)
+        cells = {k: met_cells(reports.paired_comparisons(
+            base + [{**x, "method": "ballot"} for x in v], against=["ballot"]))
+            for k, v in (("c16", ours), ("c21", c21))}
+        print(f"   bar cells (seeds {seeds[0]}-{seeds[-1]}): C16 {cells['c16']}, C21 {cells['c21']} of 4; "
+              f"significantly fairer rows: {rows or 'none'}; rows failing session 33's (b)-(d): {failures or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
