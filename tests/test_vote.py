@@ -1,6 +1,7 @@
 """The authors' vote (ballot_jax.vote) against NumPy references, and Ballot(selection="vote") in the loop."""
 
 import dataclasses
+import math
 
 import chex
 import jax
@@ -312,8 +313,40 @@ def test_choose_mode_accurate_or_the_fairer_within_epsilon():
     assert choose_mode(val, 0.004, "fairer_within_epsilon") == "iterative_rewind"  # 0.5 points down: out
     tied = {"a": {"accuracy": 0.8, "cwv": 0.004}, "b": {"accuracy": 0.8, "cwv": 0.004}}
     assert choose_mode(tied, 0.01) == choose_mode(tied, 0.01, "fairer_within_epsilon") == "a"
-    with pytest.raises(ValueError, match="mode_rule.*'accurate', 'fairer_within_epsilon'.*'fastest'"):
+    with pytest.raises(ValueError, match="mode_rule.*'accurate', 'fairer_within_epsilon', 'resolved'.*'fastest'"):
         choose_mode(val, 0.01, "fastest")
+
+
+def _modes(finetune: float, rewind: float) -> dict:
+    return {"one_shot_finetune": {"accuracy": finetune, "cwv": 0.0}, "iterative_rewind": {"accuracy": rewind, "cwv": 0.0}}
+
+
+def test_choose_mode_resolved_keeps_the_fallback_unless_the_split_resolves_the_other():
+    """C21 (docs/results/scripts/session39_preregistration.md), on two runs of the kept records by hand."""
+    rw = "iterative_rewind"
+    # CIFAR-10 95% seed 1: fine-tuning 1.4 points up on 500 images; one SE sqrt(.536 · .464 / 500) = 2.23 points
+    assert choose_mode(_modes(0.536, 0.522), 0.01) == "one_shot_finetune"
+    assert choose_mode(_modes(0.536, 0.522), 0.01, "resolved", num_val=500, fallback=rw) == rw
+    # digits-LT10 80% seed 4: 168/179 against 161/179, 3.91 points; one SE sqrt(.9385 · .0615 / 179) = 1.80 points
+    assert choose_mode(_modes(168 / 179, 161 / 179), 0.01, "resolved", num_val=179, fallback=rw) == "one_shot_finetune"
+    assert choose_mode(_modes(0.8, 0.8), 0.01, "resolved", num_val=800, fallback=rw) == rw  # a tie: the fallback
+    assert choose_mode(_modes(0.7, 0.8), 0.01, "resolved", num_val=10**9, fallback=rw) == rw
+    with pytest.raises(ValueError, match="fallback among the modes"):
+        choose_mode(_modes(0.9, 0.8), 0.01, "resolved", num_val=800)
+    with pytest.raises(ValueError, match="needs a validation split, got 0"):
+        choose_mode(_modes(0.9, 0.8), 0.01, "resolved", fallback=rw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 500), st.integers(0, 500), st.integers(1, 500))
+def test_choose_mode_resolved_is_the_accurate_choice_only_beyond_one_standard_error(k_ft, k_rw, extra):
+    n = max(k_ft, k_rw) + extra
+    val, rw = _modes(k_ft / n, k_rw / n), "iterative_rewind"
+    resolved = choose_mode(val, 0.01, "resolved", num_val=n, fallback=rw)
+    a = max(k_ft, k_rw) / n
+    beyond = k_ft / n - k_rw / n > math.sqrt(a * (1 - a) / n)  # float for float as choose_mode computes it
+    assert resolved == ("one_shot_finetune" if beyond else rw)
+    assert resolved in (rw, choose_mode(val, 0.01))  # never a mode "accurate" would not pick, but LTH's
 
 
 def test_effective_epsilon_is_the_split_standard_error_where_that_exceeds_epsilon():
@@ -508,6 +541,15 @@ def test_auto_mode_keeps_the_more_accurate_mode_and_counts_the_other_as_search(t
         "accurate", "fairer_within_epsilon")
     cwv = {m: v["cwv"] for m, v in record["mode_search"].items()}
     assert fairer["mode"] == min(cwv, key=lambda m: (cwv[m], list(cwv).index(m)))
+    # mode_rule="resolved" (C21): the rewinding mode unless fine-tuning is more accurate by more than one standard
+    # error of this task's validation split; the record of the mode it keeps is that mode's fixed run
+    resolved = Ballot(pruning="auto", mode_rule="resolved", **common).run(task, CFG, 0.75, tmp_path / "auto", dense_dir=dense)
+    n_val, a = task.data.val.num_examples, max(acc.values())
+    beyond = acc["one_shot_finetune"] - acc["iterative_rewind"] > math.sqrt(a * (1 - a) / n_val)
+    assert (resolved["mode_rule"], resolved["mode_search"]) == ("resolved", record["mode_search"])
+    assert resolved["mode"] == ("one_shot_finetune" if beyond else "iterative_rewind")
+    kept = fixed_mode(resolved["mode"]).run(task, CFG, 0.75, tmp_path / "fixed_resolved", dense_dir=dense)
+    assert (resolved["test"], resolved["disparity_weight"]) == (kept["test"], kept["disparity_weight"])
     with pytest.raises(ValueError, match="mode_rule.*'accurate', 'fairer_within_epsilon'"):
         Ballot(pruning="auto", mode_rule="fairest").run(task, CFG, 0.75, tmp_path / "bad")
 

@@ -63,7 +63,9 @@ PRUNINGS = ("auto", "iterative", "one_shot")
 MU_RULES = ("fairest", "strongest", "strongest_fairer", "strongest_prefix")
 # pruning="auto": which mode's μ = 0 candidate runs the μ search: "accurate" (the higher validation
 # accuracy) | "fairer_within_epsilon" (of those within ε of the more accurate, the lower validation CWV)
-MODE_RULES = ("accurate", "fairer_within_epsilon")
+# | "resolved" (session 39, C21: LTH's mode, ``RESOLVED_FALLBACK_MODE``, unless another mode is more accurate by
+# more than one standard error of the validation split)
+MODE_RULES = ("accurate", "fairer_within_epsilon", "resolved")
 # what the accuracy constraint of the μ search compares with: the dense model (the paper's θ*) or
 # the first μ candidate's ticket (μ = 0: no disparity term; in the rewinding mode Standard LTH itself)
 EPSILON_REFERENCES = ("dense", "ticket")
@@ -76,6 +78,9 @@ AUTO_MODES = {
     "one_shot_finetune": ("one_shot", False, "selection"),
     "iterative_rewind": ("iterative", True, "rewind_selection"),
 }
+# mode_rule="resolved": the mode kept unless another is resolvably more accurate (LTH's: its μ = 0 candidate is
+# Standard LTH's ticket, the bar's baseline)
+RESOLVED_FALLBACK_MODE = "iterative_rewind"
 # D of the refined training: a batch surrogate (``objectives.fairness_surrogate``) or "adversary"
 # (CE − μ · a group adversary's cross-entropy, the adversary carried across the phase's steps)
 DISPARITIES = (*SURROGATES, "adversary")
@@ -147,6 +152,8 @@ class Ballot:
     # | "strongest_fairer" (the largest among μ = 0 and those with a lower val CWV than μ = 0's)
     mu_rule: str = "strongest_prefix"
     # pruning="auto": "accurate" (the mode with the higher val accuracy at μ = 0) | "fairer_within_epsilon"
+    # | "resolved" (session 39's C21: the rewinding mode unless fine-tuning is more accurate by more than one
+    # standard error of the validation split; :func:`choose_mode`)
     mode_rule: str = "accurate"
     # the reference accuracy of ε: "ticket" (the default since session 10: the first μ candidate's
     # validation accuracy, the same ticket without the disparity term; LTH itself in the rewinding
@@ -335,7 +342,8 @@ class Ballot:
         names = list(tried)
         mode_search = {m: {"accuracy": r["levels"][-1]["val"]["accuracy"], "cwv": r["levels"][-1]["val"]["cwv"]}
                        for m, r in tried.items()}
-        chosen = choose_mode(mode_search, self.epsilon, self.mode_rule)
+        chosen = choose_mode(mode_search, self.epsilon, self.mode_rule, num_val=task.data.val.num_examples,
+                             fallback=RESOLVED_FALLBACK_MODE)
         record = modes[chosen].run(task, config, sparsity, workdir / chosen, dense_dir)
         others = [m for m in names if m != chosen]
         extra_steps = sum(modes[m]._training_steps(task, config, sparsity, dense_dir) for m in others)
@@ -542,16 +550,27 @@ def choose_disparity(val: dict) -> str:
     return min(keys, key=lambda d: (val[d]["cwv"], keys.index(d)))
 
 
-def choose_mode(val: dict, epsilon: float, rule: str = "accurate") -> str:
+def choose_mode(val: dict, epsilon: float, rule: str = "accurate", num_val: int = 0, fallback: str | None = None) -> str:
     """The key of ``val`` ({mode: {"accuracy", "cwv"}}: each mode's μ = 0 candidate on validation)
     that runs the μ search: ``rule`` "accurate", the higher accuracy; "fairer_within_epsilon", of the
-    modes whose accuracy is within ε of the highest, the lowest CWV. Ties: the first."""
+    modes whose accuracy is within ε of the highest, the lowest CWV; "resolved", ``fallback`` unless
+    the most accurate mode beats it by more than one standard error of the split, sqrt(a (1 − a) /
+    ``num_val``) at that mode's accuracy a (the choice no finer than the split can measure, as
+    :func:`effective_epsilon`'s floor). Ties: the first ("resolved": ``fallback``)."""
     if rule not in MODE_RULES:
         raise ValueError(f"Ballot.mode_rule must be one of {MODE_RULES}, got {rule!r}")
     keys = list(val)
     best = max(keys, key=lambda m: (val[m]["accuracy"], -keys.index(m)))
     if rule == "accurate":
         return best
+    if rule == "resolved":
+        if fallback not in val:
+            raise ValueError(f"mode_rule='resolved' needs fallback among the modes {keys}, got {fallback!r}")
+        if num_val < 1:
+            raise ValueError(f"mode_rule='resolved' needs a validation split, got {num_val} examples")
+        a = min(max(float(val[best]["accuracy"]), 0.0), 1.0)
+        margin = float(val[best]["accuracy"]) - float(val[fallback]["accuracy"])
+        return best if margin > math.sqrt(a * (1.0 - a) / num_val) else fallback
     ok = [m for m in keys if val[m]["accuracy"] >= val[best]["accuracy"] - epsilon]
     return min(ok, key=lambda m: (val[m]["cwv"], keys.index(m)))
 

@@ -18,19 +18,31 @@ rewinding-mode records: only the runs C21 would switch are counted there.
 
 Every set read here motivated or decided C20 before, so nothing here can decide C21: it says whether a decision run is
 worth its training.
+
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session39_mode_se.py --decide
+
+decides C21 by its pre-registered rule (session39_preregistration.md) on Blond_Hair and Wavy_Hair, from the
+rewinding-mode runs of `VARIANT=c21 bash docs/results/scripts/session31_c17.sh SET run|check|report` (records
+session39_c21_<SET>.json): reproduction checks first (dense records equal the comparison's; every run where C16 chose
+rewinding has C16's validation figures at every μ; a set that fails is void), then (a) bar cells at least C16's,
+(b) no row significantly less fair than C16, (d) no row more than a point below LTH where C16 was within it; the
+accuracy against C16 (C20's (c), "(iii)" below) is printed and decides nothing.
 """
 import json
 import math
+import sys
 
 from experiments import reports
 from session11_decide import judge
 from session14_decide import met_cells
-from session31_decide import R, SETS, records
+from session31_decide import R, SETS, dense_mismatches, records, same_training
 
 N_VAL = {"cifar10": 500, "bignose": 800, "blond": 799, "wavy": 800, "digits_lt10": 179}  # validation split sizes
-REWIND = {"cifar10": ("session33_abl_rewind_cifar10.json", "abl_rewind"),
+REWIND = {"cifar10": ("session33_abl_rewind_cifar10.json", "abl_rewind"),  # the rewinding mode in every run
           "bignose": ("session33_abl_rewind_bignose.json", "abl_rewind"),
           "digits_lt10": ("session33_c20_digits_lt10.json", "c20")}
+DECIDE = {"blond": ("session39_c21_blond.json", "c21"), "wavy": ("session39_c21_wavy.json", "c21")}
+C16_CELLS = {"blond": 4, "wavy": 3}  # the pre-registration's (a)
 FT, RW = "one_shot_finetune", "iterative_rewind"
 
 
@@ -50,42 +62,78 @@ def c21_mode(r: dict, n: int) -> tuple[str, float, float]:
     return (FT if ft - rw > se else RW), ft - rw, se
 
 
-def main() -> None:
-    for name in ("cifar10", "bignose", "digits_lt10", "blond", "wavy"):
-        files, c16_path = SETS[name]
-        c16 = records(c16_path, "c16")
-        check_counts(name, c16)
-        seeds = sorted({r["seed"] for r in c16})
-        if name in REWIND:
-            rewound = {(r["seed"], r["target_sparsity"]): r for r in records(R / REWIND[name][0], REWIND[name][1])}
-            seeds = sorted({s for s, _ in rewound})
-        print(f"== {name} (n_val {N_VAL[name]}, seeds {seeds[0]}-{seeds[-1]})")
-        c21, switched = [], 0
-        for r in sorted(c16, key=lambda r: (r["target_sparsity"], r["seed"])):
-            if r["seed"] not in seeds:
-                continue
-            mode, margin, se = c21_mode(r, N_VAL[name])
-            switch = mode != r["mode"]
-            switched += switch
-            if switch and mode == FT:
-                raise SystemExit(f"{name}: C21 switches seed {r['seed']} to fine-tuning; its records are needed")
-            print(f"   {r['target_sparsity']:g} seed {r['seed']}: fine-tune − rewind {100 * margin:+.2f} pt, one SE "
-                  f"{100 * se:.2f}: C16 {r['mode']}, C21 {mode}{'  <- switched' if switch else ''}")
-            if name in REWIND:
-                c21.append({**(rewound[(r["seed"], r["target_sparsity"])] if switch else r), "method": "c21"})
-        print(f"   runs switched to rewinding: {switched}")
-        if name not in REWIND:
+def read(name: str, rewind_runs: dict, decide: bool) -> tuple[int, int, list]:
+    """Print each run's margin and C21's mode; for a set with rewinding-mode runs, C21's paired rows against C16 and
+    its bar cells. Returns (C21's cells, C16's cells, failures) (cells -1 where not read)."""
+    files, c16_path = SETS[name]
+    c16 = records(c16_path, "c16")
+    check_counts(name, c16)
+    seeds = sorted({r["seed"] for r in c16})
+    rewound = None
+    if name in rewind_runs:
+        path, method = rewind_runs[name]
+        rewound = {(r["seed"], r["target_sparsity"]): r for r in records(R / path, method)}
+        seeds = sorted({s for s, _ in rewound})
+    print(f"== {name} (n_val {N_VAL[name]}, seeds {seeds[0]}-{seeds[-1]})")
+    if decide:
+        bad = dense_mismatches(name, files, records(R / rewind_runs[name][0], "dense"))
+        compared, differ = same_training(c16, list(rewound.values()), RW)
+        print(f"   checks: dense records differing from the comparison's: {bad or 'none'}; runs where C16 chose "
+              f"rewinding with C16's validation figures at every mu: {compared - len(differ)} of {compared}")
+        if bad or differ:
+            print(f"   VOID ({sorted(set(bad))}, {sorted(differ)})")
+            return -1, -1, [f"void {name}"]
+    c21, switched = [], 0
+    for r in sorted(c16, key=lambda r: (r["target_sparsity"], r["seed"])):
+        if r["seed"] not in seeds:
             continue
-        base = [x for f in files for x in json.load(open(f))["records"]
-                if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
-        ours = [{**x, "method": "default"} for x in c16 if x["seed"] in seeds]
-        rows, failures = [], []
-        judge(name, base + ours + c21, "c21", rows, failures)
-        cells = {k: met_cells(reports.paired_comparisons(
-            base + [{**x, "method": "ballot"} for x in v], against=["ballot"]))
-            for k, v in (("c16", ours), ("c21", c21))}
-        print(f"   bar cells (seeds {seeds[0]}-{seeds[-1]}): C16 {cells['c16']}, C21 {cells['c21']} of 4; "
-              f"significantly fairer rows: {rows or 'none'}; rows failing session 33's (b)-(d): {failures or 'none'}")
+        mode, margin, se = c21_mode(r, N_VAL[name])
+        switch = mode != r["mode"]
+        switched += switch
+        if switch and mode == FT:
+            raise SystemExit(f"{name}: C21 switches seed {r['seed']} to fine-tuning; its records are needed")
+        print(f"   {r['target_sparsity']:g} seed {r['seed']}: fine-tune − rewind {100 * margin:+.2f} pt, one SE "
+              f"{100 * se:.2f}: C16 {r['mode']}, C21 {mode}{'  <- switched' if switch else ''}")
+        if rewound is not None:
+            c21.append({**(rewound[(r["seed"], r["target_sparsity"])] if switch else r), "method": "c21"})
+    print(f"   runs switched to rewinding: {switched}")
+    if rewound is None:
+        return -1, -1, []
+    base = [x for f in files for x in json.load(open(f))["records"]
+            if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
+    ours = [{**x, "method": "default"} for x in c16 if x["seed"] in seeds]
+    rows, failures = [], []
+    judge(name, base + ours + c21, "c21", rows, failures)
+    cells = {k: met_cells(reports.paired_comparisons(base + [{**x, "method": "ballot"} for x in v], against=["ballot"]))
+             for k, v in (("c16", ours), ("c21", c21))}
+    print(f"   bar cells (seeds {seeds[0]}-{seeds[-1]}): C16 {cells['c16']}, C21 {cells['c21']} of 4; "
+          f"significantly fairer rows: {rows or 'none'}; rows failing session 33's (b)-(d): {failures or 'none'}")
+    return cells["c21"], cells["c16"], failures
+
+
+def main() -> None:
+    if "--decide" in sys.argv[1:]:
+        got, failures = 0, []
+        for name in DECIDE:
+            if not (R / DECIDE[name][0]).exists():
+                print(f"== {name}: no C21 records yet ({DECIDE[name][0]})")
+                failures.append(f"missing {name}")
+                continue
+            cells, c16_cells, fails = read(name, DECIDE, decide=True)
+            if c16_cells not in (-1, C16_CELLS[name]):
+                raise SystemExit(f"{name}: C16's cells {c16_cells}, the pre-registration's {C16_CELLS[name]}")
+            got += max(cells, 0)
+            failures += [f for f in fails if not f.startswith("(iii)")]  # (iii): C20's (c), reported only
+        a = got >= sum(C16_CELLS.values())
+        print(f"(a) bar cells: C21 {got}, C16 {sum(C16_CELLS.values())} of 8; (b), (d) and checks: {failures or 'no failure'}")
+        undecided = [f for f in failures if f.startswith(("void", "missing"))]
+        if undecided and len(undecided) == len(failures):
+            print(f"VERDICT c21: UNDECIDED ({undecided})")
+        else:
+            print(f"VERDICT c21: {'PASS' if a and not failures else 'FAIL'}")
+        return
+    for name in ("cifar10", "bignose", "digits_lt10", "blond", "wavy"):
+        read(name, REWIND, decide=False)
 
 
 if __name__ == "__main__":
