@@ -1,5 +1,9 @@
 # Sourced by session11_rechoose.sh and session12_retrain.sh: the experiment command of a re-created set
 # (session 11's config: 5 seeds, 80%/95%, f = 0.4, SmallCNN 16-32/64, 300 steps a level).
+# Every kept record was made before session 37's compiler options (ballot_jax/compiler.py), which change how XLA:CPU
+# rounds the convolutions: re-creations compile with XLA's defaults, as those records were (session 39 found a
+# Blond_Hair re-run without it differing in every dense record).
+export BALLOT_JAX_XLA_DEFAULTS=1
 # usage: CMD=$(set_command SET)   (prints "experiments.<module> <flags>"; unknown SET: returns 2)
 set_command() {
   local C="--config.seeds=0,1,2,3,4 --config.sparsities=0.8,0.95 --config.fraction=0.4"
