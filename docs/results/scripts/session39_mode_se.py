@@ -27,6 +27,14 @@ session39_c21_<SET>.json): reproduction checks first (dense records equal the co
 rewinding has C16's validation figures at every μ; a set that fails is void), then (a) bar cells at least C16's,
 (b) no row significantly less fair than C16, (d) no row more than a point below LTH where C16 was within it; the
 accuracy against C16 (C20's (c), "(iii)" below) is printed and decides nothing.
+
+    PYTHONPATH=.:docs/results/scripts python docs/results/scripts/session39_mode_se.py --oracle
+
+bounds what any mode rule could buy (a diagnosis that reads test accuracy, never a rule): each run's mode chosen by
+the *test* accuracy of the two modes' final records (the perfect form of `mode_rule="accurate"`; ties: C16's mode), bar
+cells against C16's on the same seeds. Both modes' records exist for every run on CIFAR-10 and Big_Nose (seeds 0-4,
+A.3's fixed-mode ablations); on Blond_Hair the fine-tuning record exists only where C16 chose it (13 of 20 runs), so
+there the oracle may move a run to rewinding but never to fine-tuning.
 """
 import json
 import math
@@ -43,6 +51,9 @@ REWIND = {"cifar10": ("session33_abl_rewind_cifar10.json", "abl_rewind"),  # the
           "digits_lt10": ("session33_c20_digits_lt10.json", "c20")}
 DECIDE = {"blond": ("session39_c21_blond.json", "c21"), "wavy": ("session39_c21_wavy.json", "c21")}
 C16_CELLS = {"blond": 4, "wavy": 3}  # the pre-registration's (a)
+ORACLE = {"cifar10": (("session33_abl_finetune_cifar10.json", "abl_finetune"), REWIND["cifar10"]),  # (fine-tuning, rewinding)
+          "bignose": (("session33_abl_finetune_bignose.json", "abl_finetune"), REWIND["bignose"]),
+          "blond": (None, DECIDE["blond"])}
 FT, RW = "one_shot_finetune", "iterative_rewind"
 
 
@@ -111,7 +122,35 @@ def read(name: str, rewind_runs: dict, decide: bool) -> tuple[int, int, list]:
     return cells["c21"], cells["c16"], failures
 
 
+def oracle(name: str) -> None:
+    """Bar cells with each run's mode chosen by the two modes' test accuracies (see the module docstring)."""
+    files, c16_path = SETS[name]
+    ft_src, rw_src = ORACLE[name]
+    by_mode = {RW: {(r["seed"], r["target_sparsity"]): r for r in records(R / rw_src[0], rw_src[1])}}
+    c16 = {(r["seed"], r["target_sparsity"]): r for r in records(c16_path, "c16")}
+    by_mode[FT] = ({(r["seed"], r["target_sparsity"]): r for r in records(R / ft_src[0], ft_src[1])} if ft_src else
+                   {k: r for k, r in c16.items() if r["mode"] == FT})
+    runs = sorted(by_mode[RW])
+    chosen, moved = [], 0
+    for key in runs:
+        options = {m: by_mode[m][key] for m in (FT, RW) if key in by_mode[m]}
+        best = max(options, key=lambda m: (options[m]["test"]["accuracy"], m == c16[key]["mode"]))
+        moved += best != c16[key]["mode"]
+        chosen.append({**options[best], "method": "ballot"})
+    seeds = {s for s, _ in runs}
+    base = [x for f in files for x in json.load(open(f))["records"]
+            if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
+    ours = [{**c16[k], "method": "ballot"} for k in runs]
+    cells = [met_cells(reports.paired_comparisons(base + v, against=["ballot"])) for v in (ours, chosen)]
+    print(f"== {name} (seeds {min(seeds)}-{max(seeds)}): the test-accuracy oracle moves {moved} of {len(runs)} runs' "
+          f"mode; bar cells C16 {cells[0]}, oracle {cells[1]} of 4")
+
+
 def main() -> None:
+    if "--oracle" in sys.argv[1:]:
+        for name in ORACLE:
+            oracle(name)
+        return
     if "--decide" in sys.argv[1:]:
         got, failures = 0, []
         for name in DECIDE:
