@@ -568,9 +568,8 @@ def choose_mode(val: dict, epsilon: float, rule: str = "accurate", num_val: int 
             raise ValueError(f"mode_rule='resolved' needs fallback among the modes {keys}, got {fallback!r}")
         if num_val < 1:
             raise ValueError(f"mode_rule='resolved' needs a validation split, got {num_val} examples")
-        a = min(max(float(val[best]["accuracy"]), 0.0), 1.0)
         margin = float(val[best]["accuracy"]) - float(val[fallback]["accuracy"])
-        return best if margin > math.sqrt(a * (1.0 - a) / num_val) else fallback
+        return best if margin > split_standard_error(val[best]["accuracy"], num_val) else fallback
     ok = [m for m in keys if val[m]["accuracy"] >= val[best]["accuracy"] - epsilon]
     return min(ok, key=lambda m: (val[m]["cwv"], keys.index(m)))
 
@@ -586,8 +585,14 @@ def effective_epsilon(epsilon: float, reference_accuracy: float, num_val: int, f
         return epsilon
     if num_val < 1:
         raise ValueError(f"epsilon_floor='split_se' needs a validation split, got {num_val} examples")
-    a = min(max(float(reference_accuracy), 0.0), 1.0)
-    return max(epsilon, math.sqrt(a * (1.0 - a) / num_val))
+    return max(epsilon, split_standard_error(reference_accuracy, num_val))
+
+
+def split_standard_error(accuracy: float, num_val: int) -> float:
+    """sqrt(a (1 − a) / n): the standard error of an accuracy a (clipped to [0, 1]) measured on n ≥ 1 examples, the
+    resolution of the ε floor (:func:`effective_epsilon`) and of ``mode_rule="resolved"`` (:func:`choose_mode`)."""
+    a = min(max(float(accuracy), 0.0), 1.0)
+    return math.sqrt(a * (1.0 - a) / num_val)
 
 
 def choose_within_epsilon(val: dict, reference_accuracy: float, epsilon: float, rule: str = "strongest_prefix"):
