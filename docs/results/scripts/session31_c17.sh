@@ -23,12 +23,13 @@ set -e
 VARIANT=${VARIANT:-c17}
 S=31
 FT="--config.ballot.pruning=one_shot --config.ballot.rewind=false"
+RW="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude"
 case $VARIANT in
   c17) FLAGS="--config.ballot.distill=1";;
   c18) FLAGS="--config.ballot.distill=1 --config.ballot.distill_teacher=ticket --config.ballot.distill_groups=above_mean";;
   c19) FLAGS="--config.ballot.adversary_reach=below_mean";;
-  c21) S=39; FLAGS="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude";;
-  abl_rewind|c20) S=33; FLAGS="--config.ballot.pruning=iterative --config.ballot.rewind=true --config.ballot.selection=magnitude";;
+  c21) S=39; FLAGS="$RW";;
+  abl_rewind|c20) S=33; FLAGS="$RW";;
   abl_finetune) S=33; FLAGS="$FT";;
   abl_ft_magnitude) S=33; FLAGS="$FT --config.ballot.selection=magnitude";;
   abl_ft_1point) S=33; FLAGS="$FT --config.ballot.vote_points=1";;

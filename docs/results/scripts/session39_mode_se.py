@@ -37,9 +37,9 @@ A.3's fixed-mode ablations); on Blond_Hair the fine-tuning record exists only wh
 there the oracle may move a run to rewinding but never to fine-tuning.
 """
 import json
-import math
 import sys
 
+from ballot_jax.methods.ballot import choose_mode, split_standard_error
 from experiments import reports
 from session11_decide import judge
 from session14_decide import met_cells
@@ -68,9 +68,20 @@ def check_counts(name: str, recs: list) -> None:
 
 
 def c21_mode(r: dict, n: int) -> tuple[str, float, float]:
+    """(C21's mode by the library's rule, fine-tuning − rewinding validation accuracy, the split's standard error)."""
     ft, rw = (r["mode_search"][m]["accuracy"] for m in (FT, RW))
-    se = math.sqrt(max(ft, rw) * (1 - max(ft, rw)) / n)
-    return (FT if ft - rw > se else RW), ft - rw, se
+    mode = choose_mode(r["mode_search"], 0.01, "resolved", num_val=n, fallback=RW)
+    return mode, ft - rw, split_standard_error(max(ft, rw), n)
+
+
+def by_run(recs) -> dict:
+    return {(r["seed"], r["target_sparsity"]): r for r in recs}
+
+
+def baselines(files: list, seeds) -> list:
+    """LTH's and Magnitude Pruning's records of ``seeds`` in the comparison's ``files``."""
+    return [x for f in files for x in json.load(open(f))["records"]
+            if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
 
 
 def read(name: str, rewind_runs: dict, decide: bool) -> tuple[int, int, list]:
@@ -83,7 +94,7 @@ def read(name: str, rewind_runs: dict, decide: bool) -> tuple[int, int, list]:
     rewound = None
     if name in rewind_runs:
         path, method = rewind_runs[name]
-        rewound = {(r["seed"], r["target_sparsity"]): r for r in records(R / path, method)}
+        rewound = by_run(records(R / path, method))
         seeds = sorted({s for s, _ in rewound})
     print(f"== {name} (n_val {N_VAL[name]}, seeds {seeds[0]}-{seeds[-1]})")
     if decide:
@@ -110,8 +121,7 @@ def read(name: str, rewind_runs: dict, decide: bool) -> tuple[int, int, list]:
     print(f"   runs switched to rewinding: {switched}")
     if rewound is None:
         return -1, -1, []
-    base = [x for f in files for x in json.load(open(f))["records"]
-            if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
+    base = baselines(files, seeds)
     ours = [{**x, "method": "default"} for x in c16 if x["seed"] in seeds]
     rows, failures = [], []
     judge(name, base + ours + c21, "c21", rows, failures)
@@ -126,10 +136,9 @@ def oracle(name: str) -> None:
     """Bar cells with each run's mode chosen by the two modes' test accuracies (see the module docstring)."""
     files, c16_path = SETS[name]
     ft_src, rw_src = ORACLE[name]
-    by_mode = {RW: {(r["seed"], r["target_sparsity"]): r for r in records(R / rw_src[0], rw_src[1])}}
-    c16 = {(r["seed"], r["target_sparsity"]): r for r in records(c16_path, "c16")}
-    by_mode[FT] = ({(r["seed"], r["target_sparsity"]): r for r in records(R / ft_src[0], ft_src[1])} if ft_src else
-                   {k: r for k, r in c16.items() if r["mode"] == FT})
+    by_mode = {RW: by_run(records(R / rw_src[0], rw_src[1]))}
+    c16 = by_run(records(c16_path, "c16"))
+    by_mode[FT] = by_run(records(R / ft_src[0], ft_src[1])) if ft_src else {k: r for k, r in c16.items() if r["mode"] == FT}
     runs = sorted(by_mode[RW])
     chosen, moved = [], 0
     for key in runs:
@@ -138,8 +147,7 @@ def oracle(name: str) -> None:
         moved += best != c16[key]["mode"]
         chosen.append({**options[best], "method": "ballot"})
     seeds = {s for s, _ in runs}
-    base = [x for f in files for x in json.load(open(f))["records"]
-            if x["method"] in ("lth", "magnitude") and x["seed"] in seeds]
+    base = baselines(files, seeds)
     ours = [{**c16[k], "method": "ballot"} for k in runs]
     cells = [met_cells(reports.paired_comparisons(base + v, against=["ballot"])) for v in (ours, chosen)]
     print(f"== {name} (seeds {min(seeds)}-{max(seeds)}): the test-accuracy oracle moves {moved} of {len(runs)} runs' "
