@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 
 import chex
 import jax
@@ -386,6 +387,31 @@ def test_epsilon_floor_is_recorded_only_when_set(tmp_path):
     assert floored["epsilon_effective"] == pytest.approx(max(0.01, (a * (1 - a) / n) ** 0.5))
     with pytest.raises(ValueError, match="epsilon_floor must be one of"):
         Ballot(**kw, epsilon_floor="wide").run(task, CFG, 0.5, tmp_path / "bad", dense_dir=dense)
+
+
+def test_a_task_without_validation_examples_is_refused_before_training_unless_nothing_reads_them(tmp_path):
+    """Whatever chooses or weighs on validation (the mode, μ, the vote's 1/a_g, val conflict statistics, the
+    groups of adversary_reach / distill_groups) is refused upfront, each named; one fixed mode at one μ with
+    |w| reads nothing there and runs (epsilon_effective is then the ε given: nothing was chosen)."""
+    toy = toy_dataset()
+    no_val = bj.data.Dataset(toy.train, bj.data.Split(*(a[:0] for a in toy.val)), toy.test, toy.info)
+    task = Task(mlp_model(16), no_val, data_mesh(jax.devices()[:1]))
+    fixed = dict(fraction=0.5, pruning="one_shot", selection="magnitude", disparity_weights=(0.0,))
+    refused = {
+        "pruning='auto'": dict(fixed, pruning="auto", rewind_selection="magnitude"),
+        "disparity_weights=(0.0, 1.0)": dict(fixed, disparity_weights=(0.0, 1.0)),
+        "selection='vote'": dict(fixed, selection="vote", vote_kind="saliency"),
+        "score_split='val'": dict(fixed, selection="conflict", score_split="val"),
+        "adversary_reach='below_mean'": dict(fixed, disparity_weights=(0.0, 1.0), adversary_reach="below_mean"),
+        "distill_groups='above_mean'": dict(fixed, distill=1.0, distill_groups="above_mean"),
+    }
+    for i, (field, kw) in enumerate(refused.items()):
+        with pytest.raises(ValueError, match=f"validation split for .*{re.escape(field)}.*has 0 examples"):
+            Ballot(**kw).run(task, CFG, 0.5, tmp_path / f"refused_{i}")
+        assert not (tmp_path / f"refused_{i}").exists()  # nothing trained
+    record = Ballot(**fixed).run(task, CFG, 0.5, tmp_path / "fixed")
+    assert (record["disparity_weight"], record["epsilon_effective"]) == (0.0, 0.01)
+    assert Ballot(**dict(fixed, selection="conflict")).run(task, CFG, 0.5, tmp_path / "conflict")["selection"] == "conflict"
 
 
 def test_disparity_weight_search_shares_one_watched_dense_phase(tmp_path):

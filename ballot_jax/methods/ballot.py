@@ -312,6 +312,13 @@ class Ballot:
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
+        reads = self._validation_reads()
+        if reads and task.data.val.num_examples < 1:  # checked before any training, not after the first candidates
+            raise ValueError(
+                f"Ballot reads the validation split for {'; '.join(reads)}, but this task's validation split has 0 "
+                "examples: give the dataset a validation split, or fix the mode and μ (e.g. pruning='iterative', "
+                "rewind=True, selection='magnitude', disparity_weights=(0.0,))"
+            )
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
@@ -324,6 +331,22 @@ class Ballot:
             levels = self._run_levels(task, config, retrain, keep_counts, self.disparity_weight, workdir, dense_dir)
             return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection, **self._option_fields())
         return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
+
+    def _validation_reads(self) -> list[str]:
+        """What this configuration chooses or weighs on the validation split (each named by its field)."""
+        selections = (self.selection, self.rewind_selection) if self.pruning == "auto" else (self.selection,)
+        scored = [s for s in selections if s == "conflict" or (s == "vote" and self.vote_kind == "conflict")]
+        reads = [
+            (self.pruning == "auto", f"pruning='auto' (the mode chosen by mode_rule={self.mode_rule!r})"),
+            (len(self.disparity_weights) > 1 or bool(self.disparity_alternatives),
+             f"disparity_weights={self.disparity_weights!r} (μ chosen by mu_rule={self.mu_rule!r})"),
+            ("vote" in selections and self.vote_kind != "conflict",
+             "selection='vote' (the fairness gradient's weights 1/a_g are the groups' validation accuracies)"),
+            (bool(scored) and self.score_split == "val", "score_split='val' (the conflict statistics)"),
+            (self.adversary_reach != "all", f"adversary_reach={self.adversary_reach!r} (the groups it reaches)"),
+            (bool(self.distill) and self.distill_groups != "all", f"distill_groups={self.distill_groups!r} (the groups it anchors)"),
+        ]
+        return [what for used, what in reads if used]
 
     def _choose_mode(self, task, config, sparsity, workdir, dense_dir) -> Record:
         """``pruning="auto"``: each mode of ``AUTO_MODES`` retrains at the first μ (in
@@ -507,7 +530,9 @@ class Ballot:
         dense_acc = runs[(units[0], first)][0]["val"]["accuracy"]
         reference = {d: dense_acc if self.epsilon_reference == "dense" else val[d][first]["accuracy"] for d in units}
         num_val = task.data.val.num_examples
-        epsilon = {d: effective_epsilon(self.epsilon, reference[d], num_val, self.epsilon_floor) for d in units}
+        # without a validation split (allowed only when there is one candidate: ``run`` checks) nothing is chosen
+        epsilon = {d: effective_epsilon(self.epsilon, reference[d], num_val, self.epsilon_floor) if num_val else self.epsilon
+                   for d in units}
         mu = {d: choose_within_epsilon(val[d], reference[d], epsilon[d], self.mu_rule) for d in units}
         disparity = choose_disparity({d: val[d][mu[d]] for d in units})
         chosen = key(disparity, mu[disparity])
