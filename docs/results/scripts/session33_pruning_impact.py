@@ -21,6 +21,15 @@ WORKDIRS = {"cifar10": "/work/runs/s29_dev_cifar10_{sp}", "big_nose": "/work/run
             "digits_lt10": "/work/runs/s31_digits_lt10"}
 
 
+def ticket_minus_dense(dense: dict, ticket: dict) -> dict:
+    """``{quantity: ticket − dense}`` of one run (records with ``val`` and ``test``): test accuracy, test CWV, and the
+    test accuracy of the groups worst and best on the dense network's validation split."""
+    lo, hi = worst_and_best(dense["val"]["per_group_accuracy"])
+    t0, t = dense["test"]["per_group_accuracy"], ticket["test"]["per_group_accuracy"]
+    return {"accuracy": ticket["test"]["accuracy"] - dense["test"]["accuracy"],
+            "cwv": ticket["test"]["cwv"] - dense["test"]["cwv"], "worst group": t[lo] - t0[lo], "best group": t[hi] - t0[hi]}
+
+
 def changes(pattern: str, sparsity: str) -> dict:
     """``{quantity: {seed: ticket − dense}}`` for one set and target sparsity."""
     out = {"accuracy": {}, "cwv": {}, "worst group": {}, "best group": {}}
@@ -29,32 +38,31 @@ def changes(pattern: str, sparsity: str) -> dict:
         raise SystemExit(f"no LTH records under {pattern.format(sp=sparsity)} (the workdirs are on the session-29/31 machine)")
     for path in paths:
         r = json.load(open(path))
-        dense, ticket = r["levels"][0], r
-        val0 = dense["val"]["per_group_accuracy"]
-        lo, hi = worst_and_best(val0)
-        t0, t = dense["test"]["per_group_accuracy"], ticket["test"]["per_group_accuracy"]
-        s = r["seed"]
-        out["accuracy"][s] = ticket["test"]["accuracy"] - dense["test"]["accuracy"]
-        out["cwv"][s] = ticket["test"]["cwv"] - dense["test"]["cwv"]
-        out["worst group"][s] = t[lo] - t0[lo]
-        out["best group"][s] = t[hi] - t0[hi]
+        for key, value in ticket_minus_dense(r["levels"][0], r).items():
+            out[key][r["seed"]] = value
     return out
 
 
+HEADER = ("| set | sparsity | seeds | accuracy (pt) | CWV | group worst on val (pt) | group best on val (pt) |\n"
+          "|---|---|---|---|---|---|---|")
+
+
+def row(name: str, sparsity: str, by_quantity: dict) -> str:
+    """One table row: each quantity's paired mean over seeds against 0, [95% CI], * where the CI excludes 0."""
+    cells = []
+    for key, d in by_quantity.items():
+        c = stats.paired_comparison(d, {s: 0.0 for s in d}, higher_is_better=key != "cwv")
+        scale, spec = (1, "+.5f") if key == "cwv" else (100, "+.2f")
+        mark = " *" if c.significant else ""
+        cells.append(f"{c.mean_difference * scale:{spec}} [{c.ci_low * scale:{spec}}, {c.ci_high * scale:{spec}}]{mark}")
+    return f"| {name} | {int(sparsity)}% | {c.n} | " + " | ".join(cells) + " |"
+
+
 def main() -> None:
-    print("| set | sparsity | seeds | accuracy (pt) | CWV | group worst on val (pt) | group best on val (pt) |")
-    print("|---|---|---|---|---|---|---|")
+    print(HEADER)
     for name, pattern in WORKDIRS.items():
         for sparsity in ("80", "95"):
-            cells = []
-            for key, d in changes(pattern, sparsity).items():
-                zero = {s: 0.0 for s in d}
-                c = stats.paired_comparison(d, zero, higher_is_better=key != "cwv")
-                scale, spec = (1, "+.5f") if key == "cwv" else (100, "+.2f")
-                mark = " *" if c.significant else ""
-                cells.append(f"{c.mean_difference * scale:{spec}} [{c.ci_low * scale:{spec}}, {c.ci_high * scale:{spec}}]{mark}")
-                n = c.n
-            print(f"| {name} | {int(sparsity)}% | {n} | " + " | ".join(cells) + " |")
+            print(row(name, sparsity, changes(pattern, sparsity)))
     print("ticket − dense of the same seed, mean [95% CI]; * the CI excludes 0")
 
 
