@@ -62,7 +62,7 @@ def _method_problems(name: str, config: config_dict.ConfigDict, data, devices: i
     """The problems of method ``name``'s options (``config[name]``), with ``data`` also its own
     dataset checks (``ballot_jax.methods.base.dataset_problems``)."""
     from ballot_jax.methods.ballot import Ballot
-    from ballot_jax.methods.base import dataset_problems
+    from ballot_jax.methods.base import dataset_problems, validation_problem
 
     cls = METHOD_CLASSES[name]
     options = config[name].to_dict() if name in config else {}
@@ -71,6 +71,8 @@ def _method_problems(name: str, config: config_dict.ConfigDict, data, devices: i
         problems += _ballot_problems(name, options, config, data, devices)
     if method is not None and data is not None:
         problems += [f"--config.{name}.{p}" for p in dataset_problems(method, data.info)]
+        if problem := validation_problem(method, data.val.num_examples):
+            problems.append(f"--config.{name}: {problem}")
     return problems
 
 
@@ -187,7 +189,7 @@ def _ballot_problems(
     if split in ("train", "val"):
         counts = np.bincount(getattr(data, split).group, minlength=info.num_groups)
         empty = [info.group_names[g] for g in np.flatnonzero(counts == 0)]
-        if empty:
+        if empty and counts.sum():  # an empty split is validation_problem's, where the method reads it
             bad("score_split", f"a split where every group has examples: group(s) {empty} have none in {split!r}")
     return problems
 

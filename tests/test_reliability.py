@@ -198,8 +198,8 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"ballot__per_group_batch": 6}, "--config.ballot.per_group_batch=6", "number of devices (4)"),
     ({"safecompress__preset": "ours", "safecompress__fairness_metric": "demographic_parity_difference"},
      "--config.safecompress.fairness_metric", "needs binary targets"),
-    ({"ballot__score_split": "val", "data__val_fraction": 0.0}, "--config.ballot.score_split='val'",
-     "have none in 'val'"),
+    ({"methods": "dense,lth,ballot", "ballot__score_split": "val", "ballot__selection": "conflict",
+      "data__val_fraction": 0.0}, "--config.ballot:", "score_split='val' (the conflict statistics)"),
     ({"magnitude__finetune_steps": -3}, "--config.magnitude.finetune_steps=-3", "None (the iterative budget) or >= 1"),
     ({"model": "resnet18"}, "--config.model_kwargs.hidden=(128, 128)", "it takes conv_impl, norm, stage_sizes, stem, width"),
 ])

@@ -381,3 +381,14 @@ def test_init_adversary_draws_the_same_numbers_as_one_draw_per_kernel():
         one = 0.02 * jax.random.normal(jax.random.fold_in(key, i), shape, jnp.float32)
         np.testing.assert_array_equal(np.asarray(params[name]["kernel"]), np.asarray(one), err_msg=name)
         np.testing.assert_array_equal(np.asarray(params[name]["bias"]), np.zeros(shape[1], np.float32))
+
+
+def test_ours_preset_needs_a_validation_split_and_says_so_before_training(tmp_path):
+    """Our preset chooses each update's candidate on validation: refused upfront on an empty split, naming the
+    preset; the authors' preset only logs validation metrics and reads nothing there."""
+    d = toy_dataset()
+    no_val = task(data=Dataset(d.train, Split(*(a[:0] for a in d.val)), d.test, d.info))
+    with pytest.raises(ValueError, match=r"SafeCompress reads the validation split for preset='ours'.*has 0 examples"):
+        SafeCompress(preset="ours").run(no_val, CFG, SPARSITY, tmp_path / "ours")
+    assert not (tmp_path / "ours").exists()
+    assert SafeCompress().validation_reads() == []

@@ -52,7 +52,7 @@ from ballot_jax.engine.mesh import check_divisible, put_batch
 from ballot_jax.engine.steps import group_loss, mean_cross_entropy
 from ballot_jax.grads import mean_group_grads, sharded_group_grads
 from ballot_jax.methods.ballot_vote import voting
-from ballot_jax.methods.base import Record, finish_record, level_keep_counts
+from ballot_jax.methods.base import Record, finish_record, level_keep_counts, validation_problem
 from ballot_jax.methods.lth import magnitude_score_fn
 from ballot_jax.samplers import group_index, stratified_batch
 from ballot_jax.methods.adversary import ADVERSARY_BALANCES, REACH_KEY, adversarial_objective
@@ -312,13 +312,8 @@ class Ballot:
         if self.disparity_alternatives and not self.disparity_weights:
             raise ValueError("Ballot.disparity_alternatives needs a μ search: set disparity_weights "
                              "(e.g. (0.0, 0.3, 1.0, 3.0)) or disparity_alternatives=()")
-        reads = self._validation_reads()
-        if reads and task.data.val.num_examples < 1:  # checked before any training, not after the first candidates
-            raise ValueError(
-                f"Ballot reads the validation split for {'; '.join(reads)}, but this task's validation split has 0 "
-                "examples: give the dataset a validation split, or fix the mode and μ (e.g. pruning='iterative', "
-                "rewind=True, selection='magnitude', disparity_weights=(0.0,))"
-            )
+        if problem := validation_problem(self, task.data.val.num_examples):  # before any training
+            raise ValueError(problem)
         workdir = pathlib.Path(workdir)
         if self.pruning == "auto":
             return self._choose_mode(task, config, sparsity, workdir, dense_dir)
@@ -332,8 +327,9 @@ class Ballot:
             return finish_record(self.name, sparsity, levels[-1], levels, selection=self.selection, **self._option_fields())
         return self._search(task, config, retrain, keep_counts, sparsity, workdir, dense_dir)
 
-    def _validation_reads(self) -> list[str]:
-        """What this configuration chooses or weighs on the validation split (each named by its field)."""
+    def validation_reads(self) -> list[str]:
+        """What this configuration chooses or weighs on the validation split, each named by its option (empty for one
+        fixed mode at one μ with |w| or train-split conflict statistics, which needs no validation split)."""
         selections = (self.selection, self.rewind_selection) if self.pruning == "auto" else (self.selection,)
         scored = [s for s in selections if s == "conflict" or (s == "vote" and self.vote_kind == "conflict")]
         reads = [

@@ -45,6 +45,16 @@ def dataset_problems(method: Method, info: Any) -> list[str]:
     return list(validate(info)) if validate is not None else []
 
 
+def validation_problem(method: Method, num_val: int) -> str | None:
+    """Why ``method`` cannot run on a task whose validation split has ``num_val`` examples: what it chooses or weighs
+    on that split (its optional ``validation_reads()``, each named by its option) when the split is empty; else None."""
+    reads = list(method.validation_reads()) if hasattr(method, "validation_reads") else []
+    if num_val >= 1 or not reads:
+        return None
+    return (f"{type(method).__name__} reads the validation split for {'; '.join(reads)}, but this task's validation "
+            "split has 0 examples: give the dataset a validation split, or change those options")
+
+
 def level_keep_counts(mask, sparsity: float, fraction: float) -> list[int]:
     """Kept counts per level for iterative pruning of ``fraction`` of the remaining weights."""
     return pruning_plan(num_prunable(mask), sparsity, fraction)

@@ -69,7 +69,7 @@ from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import TrainState
 from ballot_jax.masks import Mask
 from ballot_jax.methods.adversary import group_prior_accuracy, init_adversary
-from ballot_jax.methods.base import Record, finish_record
+from ballot_jax.methods.base import Record, finish_record, validation_problem
 from ballot_jax.drop_grow import ceil_drop_counts, cosine_drop_fraction, drop_and_grow, drop_counts, regrown_dropped
 from ballot_jax.methods.dynamic_sparse import candidate_masks, make_grad_fn, start_with_mask
 from ballot_jax.methods.minmax import AdversarialTrainer, SafeState
@@ -103,10 +103,17 @@ class SafeCompress(SafeCompressOptions):
         counts = drop_counts(state.mask, drop)
         return candidate_masks(state.params, state.mask, grads, counts, self.candidates, key)
 
+    def validation_reads(self) -> list[str]:
+        """What this configuration chooses on the validation split: our preset's safety test (the authors' only logs
+        its validation metrics)."""
+        return ["preset='ours' (each mask update's candidate chosen by the safety test)"] if self.preset == "ours" else []
+
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
         del dense_dir  # sparse from the start: no dense phase to share
+        if problem := validation_problem(self, task.data.val.num_examples):  # before any training
+            raise ValueError(problem)
         workdir = pathlib.Path(workdir)
         record_path = workdir / "record.json"
         if record_path.exists():
