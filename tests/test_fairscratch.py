@@ -360,3 +360,14 @@ def test_top_k_mask_equals_the_pruning_ranking_rule_per_layer_and_global():
         chex.assert_trees_all_equal(jax.jit(lambda s: edge_popup.top_k_mask(s, total))(scores), expected)
     with pytest.raises(ValueError, match="counts has 1 entries for 2 score leaves"):
         edge_popup.top_k_mask(scores, [3])
+
+
+def test_the_lambda_sweep_needs_a_validation_split_and_says_so_before_training(tmp_path):
+    """select_lambda chooses λ on validation: refused upfront on an empty split, naming the option; one fixed λ reads
+    nothing there."""
+    data = toy_dataset()
+    no_val = task(data=data._replace(val=Split(*(a[:0] for a in data.val))))
+    with pytest.raises(ValueError, match=r"FairScratch reads the validation split for select_lambda=True.*has 0 examples"):
+        FairScratch(select_lambda=True, lambda_grid=(0.0, 0.12)).run(no_val, CFG, 0.5, tmp_path / "sweep")
+    assert not (tmp_path / "sweep").exists()
+    assert FairScratch().validation_reads() == []

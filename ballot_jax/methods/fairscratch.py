@@ -64,7 +64,7 @@ from ballot_jax.engine.loop import Task, TrainConfig, dense_mask
 from ballot_jax.engine.phases import describe
 from ballot_jax.engine.progress import log
 from ballot_jax.engine.steps import make_predict
-from ballot_jax.methods.base import Record, budget_steps, finish_record, level_keep_counts
+from ballot_jax.methods.base import Record, budget_steps, finish_record, level_keep_counts, validation_problem
 from ballot_jax.methods.edge_popup import check_weight_init, freeze, keep_counts, scored_model, sparse_model
 from ballot_jax.methods.fairscratch_objective import (
     SELECTION_METRICS, objective_maker, select_fairness_weight, selection_metric_for, surrogate_for,
@@ -238,10 +238,16 @@ class FairScratch:
             "state": freeze(state, s.train_unprunable),
         }
 
+    def validation_reads(self) -> list[str]:
+        """What this configuration chooses on the validation split: λ, with ``select_lambda``."""
+        return ["select_lambda=True (λ chosen from lambda_grid)"] if self.settings.select_lambda else []
+
     def run(
         self, task: Task, config: TrainConfig, sparsity: float, workdir: pathlib.Path, dense_dir=None
     ) -> Record:
         del dense_dir  # trains from scratch: no dense phase to share
+        if problem := validation_problem(self, task.data.val.num_examples):  # before any training
+            raise ValueError(problem)
         workdir = pathlib.Path(workdir)
         record_path = workdir / "record.json"
         if record_path.exists():
