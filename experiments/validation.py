@@ -72,7 +72,8 @@ def _method_problems(name: str, config: config_dict.ConfigDict, data, devices: i
     if method is not None and data is not None:
         problems += [f"--config.{name}.{p}" for p in dataset_problems(method, data.info)]
         if problem := validation_problem(method, data.val.num_examples):
-            problems.append(f"--config.{name}: {problem}")
+            sized_by = [f"--config.data.{k}" for k in ("val_fraction", "num_val", "split") if k in config.data]
+            problems.append(f"--config.{name}: {problem}" + (f" (the split's size: {', '.join(sized_by)})" if sized_by else ""))
     return problems
 
 

@@ -199,7 +199,8 @@ def test_every_problem_is_listed_in_one_error_before_the_workdir_is_bound(tmp_pa
     ({"safecompress__preset": "ours", "safecompress__fairness_metric": "demographic_parity_difference"},
      "--config.safecompress.fairness_metric", "needs binary targets"),
     ({"methods": "dense,lth,ballot", "ballot__score_split": "val", "ballot__selection": "conflict",
-      "data__val_fraction": 0.0}, "--config.ballot:", "score_split='val' (the conflict statistics)"),
+      "ballot__pruning": "one_shot", "ballot__disparity_weights": (0.0,), "data__val_fraction": 0.0},
+     "--config.ballot: Ballot reads the validation split for score_split='val'", "(the split's size: --config.data.val_fraction)"),
     ({"magnitude__finetune_steps": -3}, "--config.magnitude.finetune_steps=-3", "None (the iterative budget) or >= 1"),
     ({"model": "resnet18"}, "--config.model_kwargs.hidden=(128, 128)", "it takes conv_impl, norm, stage_sizes, stem, width"),
 ])
