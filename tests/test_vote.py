@@ -401,6 +401,7 @@ def test_a_task_without_validation_examples_is_refused_before_training_unless_no
         "pruning='auto'": dict(fixed, pruning="auto", rewind_selection="magnitude"),
         "disparity_weights=(0.0, 1.0)": dict(fixed, disparity_weights=(0.0, 1.0)),
         "selection='vote'": dict(fixed, selection="vote", vote_kind="saliency"),
+        "rewind_selection='vote'": dict(fixed, pruning="auto", rewind_selection="vote"),  # the field that votes is named
         "score_split='val'": dict(fixed, selection="conflict", score_split="val"),
         "adversary_reach='below_mean'": dict(fixed, disparity_weights=(0.0, 1.0), adversary_reach="below_mean"),
         "distill_groups='above_mean'": dict(fixed, distill=1.0, distill_groups="above_mean"),

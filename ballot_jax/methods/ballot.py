@@ -330,14 +330,15 @@ class Ballot:
     def validation_reads(self) -> list[str]:
         """What this configuration chooses or weighs on the validation split, each named by its option (empty for one
         fixed mode at one μ with |w| or train-split conflict statistics, which needs no validation split)."""
-        selections = (self.selection, self.rewind_selection) if self.pruning == "auto" else (self.selection,)
-        scored = [s for s in selections if s == "conflict" or (s == "vote" and self.vote_kind == "conflict")]
+        fields = ("selection", "rewind_selection") if self.pruning == "auto" else ("selection",)
+        selections = {f: getattr(self, f) for f in fields}
+        scored = [s for s in selections.values() if s == "conflict" or (s == "vote" and self.vote_kind == "conflict")]
+        voted = [f for f, s in selections.items() if s == "vote" and self.vote_kind != "conflict"]
         reads = [
             (self.pruning == "auto", f"pruning='auto' (the mode chosen by mode_rule={self.mode_rule!r})"),
             (len(self.disparity_weights) > 1 or bool(self.disparity_alternatives),
              f"disparity_weights={self.disparity_weights!r} (μ chosen by mu_rule={self.mu_rule!r})"),
-            ("vote" in selections and self.vote_kind != "conflict",
-             "selection='vote' (the fairness gradient's weights 1/a_g are the groups' validation accuracies)"),
+            *((True, f"{f}='vote' (the fairness gradient's weights 1/a_g are the groups' validation accuracies)") for f in voted),
             (bool(scored) and self.score_split == "val", "score_split='val' (the conflict statistics)"),
             (self.adversary_reach != "all", f"adversary_reach={self.adversary_reach!r} (the groups it reaches)"),
             (bool(self.distill) and self.distill_groups != "all", f"distill_groups={self.distill_groups!r} (the groups it anchors)"),
